@@ -1,0 +1,191 @@
+//! The routes of SPEC §2: decode and validate each request, act on the shared segment, and
+//! encode the answer. Answers are appended to the connection's output buffer; only a payment
+//! whose slot is being written by another process at that instant is answered later.
+
+use crate::http::{response, Method, Request, Status};
+use crate::payment::{parse_payment, write_amount, Cents, Processor, Uuid};
+use crate::reactor::{ConnRef, Cx, Reply, Service};
+use crate::segment::{Insert, Segment, Summary};
+use crate::window::parse_window;
+
+/// Delay before retrying an insert that met a slot mid-write by another process.
+const CONTENDED_RETRY_MS: u64 = 1;
+
+/// A payment whose insert met a slot being written by another process; retried on a timer.
+struct Retry {
+    conn: ConnRef,
+    id: Uuid,
+    cents: Cents,
+}
+
+/// The backend's request handler.
+pub struct Api {
+    segment: Segment,
+    retries: Vec<Option<Retry>>,
+    body: Vec<u8>,
+}
+
+impl Api {
+    /// Serves requests from `segment`.
+    pub fn new(segment: Segment) -> Api {
+        Api {
+            segment,
+            retries: Vec::new(),
+            body: Vec::with_capacity(256),
+        }
+    }
+
+    /// The segment this handler writes to.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// `POST /payments`: validate, store as queued (once per correlationId across every
+    /// instance), answer 202.
+    fn post_payment(&mut self, cx: &mut Cx<'_>, conn: ConnRef, body: &[u8], out: &mut Vec<u8>) -> Reply {
+        let payment = match parse_payment(body) {
+            Ok(p) => p,
+            Err(e) => return bad_request(out, e.reason()),
+        };
+        match self.insert(cx, conn, payment.id, payment.cents) {
+            Some(write) => {
+                write(out);
+                Reply::Now
+            }
+            None => Reply::Later,
+        }
+    }
+
+    /// Inserts and returns the answer to write, or `None` when the insert must be retried (a
+    /// retry timer is then armed).
+    fn insert(&mut self, cx: &mut Cx<'_>, conn: ConnRef, id: Uuid, cents: Cents) -> Option<fn(&mut Vec<u8>)> {
+        let at = cx.now.wall_ms.max(0) as u64;
+        match self.segment.insert(&id, cents, at) {
+            Insert::Inserted(_) | Insert::Duplicate(_) => Some(|out| out.extend_from_slice(response::ACCEPTED)),
+            Insert::Full => Some(|out| {
+                response::error(
+                    out,
+                    Status::SERVICE_UNAVAILABLE,
+                    "payment table is full; payment not accepted",
+                    false,
+                )
+            }),
+            Insert::Contended => {
+                let key = match self.retries.iter().position(Option::is_none) {
+                    Some(free) => free,
+                    None => {
+                        self.retries.push(None);
+                        self.retries.len() - 1
+                    }
+                };
+                self.retries[key] = Some(Retry { conn, id, cents });
+                cx.arm(cx.now.mono_ms + CONTENDED_RETRY_MS, key as u64);
+                None
+            }
+        }
+    }
+
+    /// `GET /payments-summary?from&to`.
+    fn summary(&mut self, query: &[u8], out: &mut Vec<u8>) -> Reply {
+        let window = match parse_window(query) {
+            Ok(w) => w,
+            Err(e) => return bad_request(out, e.reason()),
+        };
+        let summary = self.segment.summary(window.from_ms, window.to_ms);
+        self.body.clear();
+        write_summary(&summary, &mut self.body);
+        response::json(out, Status::OK, &self.body, false);
+        Reply::Now
+    }
+}
+
+impl Service for Api {
+    fn request(&mut self, cx: &mut Cx<'_>, conn: ConnRef, req: &Request<'_, '_>, out: &mut Vec<u8>) -> Reply {
+        match (req.path, req.method) {
+            (b"/payments", Method::Post) => self.post_payment(cx, conn, req.body, out),
+            (b"/payments-summary", Method::Get) => self.summary(req.query, out),
+            (b"/purge-payments", Method::Post) => {
+                self.segment.purge();
+                response::json(out, Status::OK, br#"{"message":"All payments purged."}"#, false);
+                Reply::Now
+            }
+            (b"/payments", _) | (b"/purge-payments", _) => not_allowed(out, "POST"),
+            (b"/payments-summary", _) => not_allowed(out, "GET"),
+            _ => not_found(out),
+        }
+    }
+
+    fn timer(&mut self, cx: &mut Cx<'_>, key: u64) {
+        let Some(retry) = self.retries.get_mut(key as usize).and_then(Option::take) else {
+            return;
+        };
+        if let Some(write) = self.insert(cx, retry.conn, retry.id, retry.cents) {
+            cx.respond(retry.conn, write);
+        }
+    }
+}
+
+/// Writes SPEC's summary object, amounts printed from integer cents with two decimals.
+pub fn write_summary(summary: &Summary, out: &mut Vec<u8>) {
+    let mut digits = itoa::Buffer::new();
+    out.push(b'{');
+    for (i, p) in Processor::ALL.iter().enumerate() {
+        let totals = summary.per_processor[p.index()];
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(p.name().as_bytes());
+        out.extend_from_slice(br#"":{"totalRequests":"#);
+        out.extend_from_slice(digits.format(totals.count).as_bytes());
+        out.extend_from_slice(br#","totalAmount":"#);
+        write_amount(totals.cents, out);
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+#[cold]
+fn bad_request(out: &mut Vec<u8>, reason: &str) -> Reply {
+    response::error(out, Status::BAD_REQUEST, reason, false);
+    Reply::Now
+}
+
+#[cold]
+fn not_allowed(out: &mut Vec<u8>, allow: &str) -> Reply {
+    response::method_not_allowed(out, allow, false);
+    Reply::Now
+}
+
+#[cold]
+fn not_found(out: &mut Vec<u8>) -> Reply {
+    response::error(
+        out,
+        Status::NOT_FOUND,
+        "no such path; try POST /payments, GET /payments-summary or POST /purge-payments",
+        false,
+    );
+    Reply::Now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::Totals;
+
+    #[test]
+    fn summary_json_is_exact() {
+        let mut s = Summary::default();
+        s.per_processor[0] = Totals {
+            count: 43236,
+            cents: 41_554_234_598,
+        };
+        s.per_processor[1] = Totals { count: 0, cents: 0 };
+        let mut out = Vec::new();
+        write_summary(&s, &mut out);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"default":{"totalRequests":43236,"totalAmount":415542345.98},"fallback":{"totalRequests":0,"totalAmount":0.00}}"#
+        );
+    }
+}

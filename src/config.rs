@@ -1,0 +1,258 @@
+//! Configuration from the environment (SPEC §6 names), with defaults, validation that names
+//! the variable at fault, and the `--help` text that documents all of it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::reactor::ListenAddr;
+use crate::segment::DEFAULT_CAPACITY;
+use crate::server::ConnLimits;
+
+/// The `--help` text: every variable, its default, its meaning.
+pub const HELP: &str = "\
+payrelay: payment intermediary for the Rinha de Backend 2025 rules (one thread, one reactor)
+
+Usage: payrelay [--help | --version]
+
+Configuration is read from the environment:
+  LISTEN                          comma-separated addresses, each host:port or unix:/path.sock
+                                  (default 0.0.0.0:9999); a stale socket file is replaced and
+                                  the socket is made connectable by every user
+  SHARED_MEMORY_PATH              the payment segment file shared by every instance
+                                  (default /dev/shm/payrelay.seg); created if absent
+  SEGMENT_CAPACITY                payment slots in a new segment, a power of two >= 1024
+                                  (default 524288 = 32 MiB; 3/4 of it can hold live payments);
+                                  must match an existing segment
+  SERVER_ID                       this instance's name in logs and /stats (default payrelay-<pid>)
+  PAYMENT_PROCESSOR_URL_DEFAULT   default processor (default http://127.0.0.1:8001)
+  PAYMENT_PROCESSOR_URL_FALLBACK  fallback processor (default http://127.0.0.1:8002)
+  IDLE_TIMEOUT_MS                 close a keep-alive connection idle this long (default 120000;
+                                  keep it above the load balancer's upstream keepalive_timeout)
+  REQUEST_TIMEOUT_MS              close a connection whose request is half-sent this long
+                                  (default 10000)
+  MAX_CONNECTIONS                 client connections served at once; more are closed at accept
+                                  (default 4096)
+
+Signals: SIGTERM or SIGINT close the listeners (removing unix socket files) and exit 0.
+";
+
+/// Everything the backend binary needs to start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Addresses to listen on.
+    pub listen: Vec<ListenAddr>,
+    /// The segment file.
+    pub shared_memory_path: PathBuf,
+    /// Slots in the segment.
+    pub segment_capacity: u32,
+    /// This instance's name.
+    pub server_id: String,
+    /// Base URL of the default processor.
+    pub processor_default: String,
+    /// Base URL of the fallback processor.
+    pub processor_fallback: String,
+    /// Connection timeouts.
+    pub limits: ConnLimits,
+    /// Most client connections at once.
+    pub max_connections: usize,
+}
+
+/// A variable that could not be used, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable's name.
+    pub var: &'static str,
+    /// What was wrong with its value.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.var, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads variables through `get` (tests pass a map). Empty values count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let listen = parse_listen(&var("LISTEN").unwrap_or_else(|| "0.0.0.0:9999".into()))
+            .map_err(|reason| ConfigError { var: "LISTEN", reason })?;
+        let segment_capacity = match var("SEGMENT_CAPACITY") {
+            None => DEFAULT_CAPACITY,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if n >= 1024 && n.is_power_of_two() => n,
+                _ => {
+                    return Err(ConfigError {
+                        var: "SEGMENT_CAPACITY",
+                        reason: format!("{v:?} is not a power of two >= 1024"),
+                    })
+                }
+            },
+        };
+        let processor_default = parse_url(
+            "PAYMENT_PROCESSOR_URL_DEFAULT",
+            var("PAYMENT_PROCESSOR_URL_DEFAULT"),
+            "http://127.0.0.1:8001",
+        )?;
+        let processor_fallback = parse_url(
+            "PAYMENT_PROCESSOR_URL_FALLBACK",
+            var("PAYMENT_PROCESSOR_URL_FALLBACK"),
+            "http://127.0.0.1:8002",
+        )?;
+        let defaults = ConnLimits::default();
+        Ok(Config {
+            listen,
+            shared_memory_path: var("SHARED_MEMORY_PATH")
+                .unwrap_or_else(|| "/dev/shm/payrelay.seg".into())
+                .into(),
+            segment_capacity,
+            server_id: var("SERVER_ID").unwrap_or_else(|| format!("payrelay-{}", std::process::id())),
+            processor_default,
+            processor_fallback,
+            limits: ConnLimits {
+                idle_timeout_ms: number("IDLE_TIMEOUT_MS", var("IDLE_TIMEOUT_MS"), defaults.idle_timeout_ms, 1)?,
+                request_timeout_ms: number(
+                    "REQUEST_TIMEOUT_MS",
+                    var("REQUEST_TIMEOUT_MS"),
+                    defaults.request_timeout_ms,
+                    1,
+                )?,
+            },
+            max_connections: number("MAX_CONNECTIONS", var("MAX_CONNECTIONS"), 4096, 1)? as usize,
+        })
+    }
+}
+
+/// Parses `LISTEN`: comma-separated `host:port` or `unix:/path`.
+pub fn parse_listen(value: &str) -> Result<Vec<ListenAddr>, String> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if let Some(path) = item.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(format!("{item:?} names no socket path"));
+            }
+            out.push(ListenAddr::Unix(PathBuf::from(path)));
+        } else {
+            match item.parse() {
+                Ok(addr) => out.push(ListenAddr::Tcp(addr)),
+                Err(_) => {
+                    return Err(format!(
+                        "{item:?} is neither host:port (numeric, e.g. 0.0.0.0:9999) nor unix:/path.sock"
+                    ))
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("no address given".into());
+    }
+    Ok(out)
+}
+
+fn parse_url(var: &'static str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+    let url = value.unwrap_or_else(|| default.into());
+    let rest = url.trim().strip_prefix("http://").ok_or_else(|| ConfigError {
+        var,
+        reason: format!("{url:?} must start with http://"),
+    })?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() {
+        return Err(ConfigError {
+            var,
+            reason: format!("{url:?} names no host"),
+        });
+    }
+    Ok(url.trim().trim_end_matches('/').to_string())
+}
+
+fn number(var: &'static str, value: Option<String>, default: u64, min: u64) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n >= min => Ok(n),
+            _ => Err(ConfigError {
+                var,
+                reason: format!("{v:?} is not a whole number >= {min}"),
+            }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.listen, vec![ListenAddr::Tcp("0.0.0.0:9999".parse().unwrap())]);
+        assert_eq!(c.shared_memory_path, PathBuf::from("/dev/shm/payrelay.seg"));
+        assert_eq!(c.segment_capacity, DEFAULT_CAPACITY);
+        assert_eq!(c.processor_default, "http://127.0.0.1:8001");
+        assert_eq!(c.processor_fallback, "http://127.0.0.1:8002");
+        assert_eq!(c.limits, ConnLimits::default());
+        assert!(c.server_id.starts_with("payrelay-"));
+    }
+
+    #[test]
+    fn listen_list() {
+        let c = config(&[("LISTEN", "unix:/tmp/a.sock, 127.0.0.1:0")]).unwrap();
+        assert_eq!(
+            c.listen,
+            vec![
+                ListenAddr::Unix("/tmp/a.sock".into()),
+                ListenAddr::Tcp("127.0.0.1:0".parse().unwrap())
+            ]
+        );
+        assert_eq!(config(&[("LISTEN", "nowhere")]).unwrap_err().var, "LISTEN");
+        assert_eq!(config(&[("LISTEN", "unix:")]).unwrap_err().var, "LISTEN");
+        assert_eq!(config(&[("LISTEN", " , ")]).unwrap_err().var, "LISTEN");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        assert_eq!(
+            config(&[("SEGMENT_CAPACITY", "1000")]).unwrap_err().var,
+            "SEGMENT_CAPACITY"
+        );
+        assert_eq!(
+            config(&[("SEGMENT_CAPACITY", "512")]).unwrap_err().var,
+            "SEGMENT_CAPACITY"
+        );
+        assert_eq!(config(&[("SEGMENT_CAPACITY", "4096")]).unwrap().segment_capacity, 4096);
+        assert_eq!(
+            config(&[("PAYMENT_PROCESSOR_URL_DEFAULT", "https://x")])
+                .unwrap_err()
+                .var,
+            "PAYMENT_PROCESSOR_URL_DEFAULT"
+        );
+        assert_eq!(
+            config(&[("PAYMENT_PROCESSOR_URL_FALLBACK", "http://")])
+                .unwrap_err()
+                .var,
+            "PAYMENT_PROCESSOR_URL_FALLBACK"
+        );
+        assert_eq!(config(&[("IDLE_TIMEOUT_MS", "0")]).unwrap_err().var, "IDLE_TIMEOUT_MS");
+        assert_eq!(config(&[("MAX_CONNECTIONS", "x")]).unwrap_err().var, "MAX_CONNECTIONS");
+        let c = config(&[(
+            "PAYMENT_PROCESSOR_URL_DEFAULT",
+            "http://payment-processor-default:8080/",
+        )])
+        .unwrap();
+        assert_eq!(c.processor_default, "http://payment-processor-default:8080");
+    }
+}

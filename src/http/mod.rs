@@ -1,0 +1,8 @@
+//! HTTP/1.1 as this service speaks it: request framing over `httparse` ([`request`]) and
+//! responses written from preformatted bytes ([`response`]).
+
+pub mod request;
+pub mod response;
+
+pub use request::{parse_request, HttpError, Method, Need, Parse, Request};
+pub use response::Status;

@@ -1,0 +1,34 @@
+//! payrelay: a payment intermediary for the Rinha de Backend 2025 rules, built as one
+//! thread running one `mio` reactor per process, with payments kept in a lock-free table in
+//! a memory-mapped file that every instance shares.
+//!
+//! # Layout
+//! - [`config`]: environment → typed [`config::Config`], defaults, `--help` text.
+//! - [`sys`]: `syscall!` and the few thin `libc` wrappers (signals, socket permissions).
+//! - [`timer`]: deadlines; the next poll timeout.
+//! - [`buf`]: capped read/write buffers; the only socket drain loops.
+//! - [`reactor`]: the event loop: listeners, a slab of connections, timers, deferred close.
+//! - [`http`]: request framing over `httparse` and preformatted responses.
+//! - [`server`]: one inbound connection's state machine.
+//! - [`api`]: the routes of SPEC §2: decode, validate, call the segment, encode.
+//! - [`payment`]: correlationIds, exact cents, the JSON reader for the payment body.
+//! - [`time`]: ISO-8601 ⇄ milliseconds without a date library.
+//! - [`window`]: the summary query string → an inclusive millisecond window.
+//! - [`segment`]: the shared payment table (mmap, atomics, time index, purge).
+//! - [`sim`]: the payment processor simulator's logic, sans I/O (issue 3).
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod buf;
+pub mod config;
+pub mod http;
+pub mod payment;
+pub mod reactor;
+pub mod segment;
+pub mod server;
+pub mod sim;
+pub mod sys;
+pub mod time;
+pub mod timer;
+pub mod window;

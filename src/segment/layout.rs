@@ -1,0 +1,306 @@
+//! The bytes of the segment: header, payment slots and time buckets as `#[repr(C)]` atomics,
+//! the bit packing of their control words, and where each region starts in the mapping.
+//!
+//! Every type here is made of atomics only, so any bit pattern is a valid value and several
+//! processes may map the same bytes at once. Sizes and offsets are checked at compile time.
+//!
+//! ```text
+//! offset 0                 Header            4 KiB (one page)
+//! offset 4096              Slot × capacity   64 B each
+//! + capacity × 64          Bucket × 2^16     per-second aggregates (32 B each, 2 MiB)
+//! + 2 MiB                  Bucket × 2^20     per-millisecond aggregates (32 B each, 32 MiB)
+//! ```
+
+use std::mem::{align_of, size_of};
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// The first 8 bytes of every segment file.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"PAYRELAY");
+
+/// Bumped whenever the bytes of the segment change meaning; an older file is refused.
+pub(crate) const VERSION: u32 = 1;
+
+/// Smallest accepted capacity (number of payment slots).
+pub(crate) const MIN_CAPACITY: u32 = 1 << 10;
+
+/// Largest accepted capacity: 2^28 slots is 16 GiB of table, far beyond any run, and keeps
+/// slot indices and the live count comfortably inside 32 bits.
+pub(crate) const MAX_CAPACITY: u32 = 1 << 28;
+
+/// Bytes of the header region.
+pub(crate) const HEADER_BYTES: usize = 4096;
+
+/// log2 of the number of per-second buckets: 2^16 s ≈ 18 h of data before two seconds share
+/// a bucket.
+pub(crate) const SEC_BITS: u32 = 16;
+/// Number of per-second buckets.
+pub(crate) const SEC_BUCKETS: usize = 1 << SEC_BITS;
+
+/// log2 of the number of per-millisecond buckets: 2^20 ms ≈ 17.5 min of data before two
+/// milliseconds share a bucket (queries then fall back to the exact scan).
+pub(crate) const MS_BITS: u32 = 20;
+/// Number of per-millisecond buckets.
+pub(crate) const MS_BUCKETS: usize = 1 << MS_BITS;
+
+/// Latest `requestedAt` the time index accepts (2^44 − 1 ms, in the year 2527): bucket tags
+/// keep 24 bits of "lap" (time / bucket count).
+pub const MAX_TIME_MS: u64 = (1 << 44) - 1;
+
+/// A `WRITING` slot older than this was left by an insert that never finished (its process
+/// died between claiming the slot and publishing it) and may be reclaimed by another insert.
+/// It must exceed any stall of a live process between those two steps (a few instructions).
+pub(crate) const WRITING_STALE_MS: u64 = 2_000;
+
+/// How many times a writer re-reads a bucket tag that another writer holds (resetting it, or
+/// still adding to an older period) before it gives up indexing and marks the fallback.
+pub(crate) const SPIN_LIMIT: u32 = 1_000;
+
+// ---------------------------------------------------------------------------------------------
+// Header
+// ---------------------------------------------------------------------------------------------
+
+/// The first page of the segment. Words that different paths write are kept on separate cache
+/// lines: the identity line is written once at creation, `epoch_live` by every insert and
+/// purge, the done-range line by every `mark_done`.
+#[repr(C)]
+pub(crate) struct Header {
+    /// [`MAGIC`], stored last when the segment is initialised.
+    pub magic: AtomicU64,
+    /// [`VERSION`].
+    pub version: AtomicU32,
+    /// Number of payment slots.
+    pub capacity: AtomicU32,
+    /// [`SEC_BUCKETS`], recorded so a file with another index shape is refused.
+    pub sec_buckets: AtomicU32,
+    /// [`MS_BUCKETS`], likewise.
+    pub ms_buckets: AtomicU32,
+    _identity_pad: [AtomicU64; 5],
+
+    /// Purge epoch (high 32 bits, never 0) and live payments in that epoch (low 32 bits), in
+    /// one word so that a purge resets the count in the same step that changes the epoch and
+    /// an insert can only reserve room in the epoch it saw.
+    pub epoch_live: AtomicU64,
+    _epoch_pad: [AtomicU64; 7],
+
+    /// Smallest `requestedAt` (ms) marked done in the epoch, `u64::MAX` when none; only ever
+    /// lowered (`fetch_min`) between purges. A hint for clamping queries: never too high.
+    pub min_done_ms: AtomicU64,
+    /// Largest `requestedAt` (ms) marked done in the epoch, 0 when none; never too low.
+    pub max_done_ms: AtomicU64,
+    /// An epoch in which some payment was marked done without being indexed (see
+    /// `time_index`): every summary of that epoch uses the scan. 0 = none.
+    pub unindexed_epoch: AtomicU64,
+    _done_pad: [AtomicU64; 5],
+
+    _reserved: [AtomicU64; 104],
+
+    /// Reserved for the per-processor health slots of a later issue (512 B each).
+    pub health: [[AtomicU64; 64]; 2],
+
+    _tail: [AtomicU64; 256],
+}
+
+const _: () = assert!(size_of::<Header>() == HEADER_BYTES);
+const _: () = assert!(std::mem::offset_of!(Header, magic) == 0);
+const _: () = assert!(std::mem::offset_of!(Header, version) == 8);
+const _: () = assert!(std::mem::offset_of!(Header, capacity) == 12);
+const _: () = assert!(std::mem::offset_of!(Header, epoch_live) == 64);
+const _: () = assert!(std::mem::offset_of!(Header, min_done_ms) == 128);
+const _: () = assert!(std::mem::offset_of!(Header, health) == 1024);
+
+/// Byte offsets of the identity fields, for checking a file before it is mapped.
+pub(crate) const VERSION_OFFSET: usize = 8;
+/// See [`VERSION_OFFSET`].
+pub(crate) const CAPACITY_OFFSET: usize = 12;
+
+// ---------------------------------------------------------------------------------------------
+// Epoch and live count
+// ---------------------------------------------------------------------------------------------
+
+/// The epoch half of `epoch_live`.
+pub(crate) fn epoch_of_live(word: u64) -> u32 {
+    (word >> 32) as u32
+}
+
+/// The live-count half of `epoch_live`.
+pub(crate) fn live_of(word: u64) -> u32 {
+    word as u32
+}
+
+/// `epoch_live` for an epoch with `live` payments.
+pub(crate) fn pack_epoch_live(epoch: u32, live: u32) -> u64 {
+    (u64::from(epoch) << 32) | u64::from(live)
+}
+
+/// True when `epoch` was made by a later purge than `than`. Epochs are compared as a wrapping
+/// sequence; 0 (never written) is older than every epoch.
+pub(crate) fn is_newer_epoch(epoch: u32, than: u32) -> bool {
+    epoch != 0 && (epoch.wrapping_sub(than) as i32) > 0
+}
+
+/// The epoch after `epoch`; 0 is skipped because zeroed slots and buckets carry epoch 0.
+pub(crate) fn next_epoch(epoch: u32) -> u32 {
+    match epoch.wrapping_add(1) {
+        0 => 1,
+        next => next,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slots
+// ---------------------------------------------------------------------------------------------
+
+/// One payment. 64 bytes, one cache line.
+///
+/// `ctrl` says whether the other words mean anything: they are written while the slot is
+/// `WRITING` (or `INDEXING`) and published by a release store/CAS of `ctrl`.
+#[repr(C, align(64))]
+pub(crate) struct Slot {
+    /// epoch (bits 32..64) | state (bits 24..32) | aux (bits 0..24): see [`Ctrl`].
+    pub ctrl: AtomicU64,
+    /// The correlationId, bytes 0..8 and 8..16 in native byte order.
+    pub id: [AtomicU64; 2],
+    /// Amount in cents (≤ `MAX_CENTS`).
+    pub cents: AtomicU64,
+    /// `requestedAt` (ms) sent to each processor, 0 = never sent; indexed by
+    /// `Processor::index()`. Fixed per (payment, processor).
+    pub requested_at: [AtomicU64; 2],
+    /// Lease deadline (ms) of an `IN_FLIGHT` claim; reserved for the dispatcher.
+    pub lease_until: AtomicU64,
+    /// When the payment was accepted (ms).
+    pub accepted_at: AtomicU64,
+}
+
+const _: () = assert!(size_of::<Slot>() == 64);
+const _: () = assert!(align_of::<Slot>() == 64);
+const _: () = assert!(HEADER_BYTES % align_of::<Slot>() == 0);
+
+/// Slot states (bits 24..32 of `ctrl`).
+pub(crate) mod state {
+    /// Never used since the file was created.
+    pub const EMPTY: u8 = 0;
+    /// An insert owns the slot and is writing its fields; aux = low 24 bits of its `now_ms`.
+    pub const WRITING: u8 = 1;
+    /// Accepted, waiting for the dispatcher.
+    pub const QUEUED: u8 = 2;
+    /// Claimed by a dispatcher; aux = owner id, lease deadline in `lease_until`.
+    pub const IN_FLIGHT: u8 = 3;
+    /// `mark_done` owns the slot and is indexing it; aux = processor index.
+    pub const INDEXING: u8 = 4;
+    /// Processed; aux = processor index, `requested_at[processor]` is the time sent.
+    pub const DONE: u8 = 5;
+}
+
+/// Mask of the aux field of `ctrl`.
+pub(crate) const AUX_MASK: u64 = (1 << 24) - 1;
+
+/// A decoded `ctrl` word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ctrl {
+    pub epoch: u32,
+    pub state: u8,
+    pub aux: u32,
+}
+
+impl Ctrl {
+    /// Splits a raw `ctrl` word.
+    pub fn decode(word: u64) -> Ctrl {
+        Ctrl {
+            epoch: (word >> 32) as u32,
+            state: (word >> 24) as u8,
+            aux: (word & AUX_MASK) as u32,
+        }
+    }
+
+    /// The raw `ctrl` word (aux is truncated to 24 bits).
+    pub fn encode(epoch: u32, state: u8, aux: u64) -> u64 {
+        (u64::from(epoch) << 32) | (u64::from(state) << 24) | (aux & AUX_MASK)
+    }
+
+    /// True when the slot holds a payment of `epoch` (queued, in flight, indexing or done).
+    pub fn is_live_in(self, epoch: u32) -> bool {
+        self.epoch == epoch
+            && matches!(
+                self.state,
+                state::QUEUED | state::IN_FLIGHT | state::INDEXING | state::DONE
+            )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time buckets
+// ---------------------------------------------------------------------------------------------
+
+/// Aggregates of the done payments whose `requestedAt` falls in one period (a second or a
+/// millisecond), for the epoch and "lap" (time / number of buckets) named by `tag`.
+#[repr(C, align(32))]
+pub(crate) struct Bucket {
+    /// epoch (bits 32..64) | lap (bits 8..32) | DIRTY (bit 7) | READY (bit 6) | writers (0..6).
+    pub tag: AtomicU64,
+    /// Payment counts: default processor in bits 0..32, fallback in bits 32..64.
+    pub counts: AtomicU64,
+    /// Sum of cents per processor.
+    pub cents: [AtomicU64; 2],
+}
+
+const _: () = assert!(size_of::<Bucket>() == 32);
+const _: () = assert!((SEC_BUCKETS * size_of::<Bucket>()) % 64 == 0);
+
+/// Writers currently adding to a READY bucket (a reset waits for 0).
+pub(crate) const TAG_WRITERS: u64 = (1 << 6) - 1;
+/// The aggregates are zeroed for the tag's (epoch, lap) and may be added to.
+pub(crate) const TAG_READY: u64 = 1 << 6;
+/// A writer of this (epoch, lap) could not add to it: queries over it use the scan.
+pub(crate) const TAG_DIRTY: u64 = 1 << 7;
+/// Bits naming the period: epoch and lap.
+pub(crate) const TAG_BASE: u64 = !0xFF;
+/// Largest lap a tag can name.
+pub(crate) const MAX_LAP: u64 = (1 << 24) - 1;
+
+/// The (epoch, lap) part of a tag.
+pub(crate) fn tag_base(epoch: u32, lap: u64) -> u64 {
+    debug_assert!(lap <= MAX_LAP);
+    (u64::from(epoch) << 32) | (lap << 8)
+}
+
+/// The epoch named by a tag.
+pub(crate) fn tag_epoch(tag: u64) -> u32 {
+    (tag >> 32) as u32
+}
+
+/// The lap named by a tag.
+pub(crate) fn tag_lap(tag: u64) -> u64 {
+    (tag >> 8) & MAX_LAP
+}
+
+const _: () = assert!((MAX_TIME_MS >> MS_BITS) <= MAX_LAP);
+const _: () = assert!(((MAX_TIME_MS / 1000) >> SEC_BITS) <= MAX_LAP);
+
+// ---------------------------------------------------------------------------------------------
+// Placement
+// ---------------------------------------------------------------------------------------------
+
+/// Where each region starts for a given capacity, and the total size of the mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Regions {
+    pub slots: usize,
+    pub sec_buckets: usize,
+    pub ms_buckets: usize,
+    pub len: usize,
+}
+
+impl Regions {
+    /// The placement for `capacity` slots (a valid capacity: see [`MIN_CAPACITY`]).
+    pub fn for_capacity(capacity: u32) -> Regions {
+        let slots = HEADER_BYTES;
+        let sec_buckets = slots + capacity as usize * size_of::<Slot>();
+        let ms_buckets = sec_buckets + SEC_BUCKETS * size_of::<Bucket>();
+        let len = ms_buckets + MS_BUCKETS * size_of::<Bucket>();
+        Regions {
+            slots,
+            sec_buckets,
+            ms_buckets,
+            len,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! (in progress: the processor simulator logic, issue 3)
