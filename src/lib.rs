@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - [`config`]: environment → typed [`config::Config`], defaults, `--help` text.
-//! - [`sys`]: `syscall!` and the few thin `libc` wrappers (signals, socket permissions).
+//! - [`sys`]: the few thin `libc` wrappers (termination signals, accept backlog).
 //! - [`timer`]: deadlines; the next poll timeout.
 //! - [`buf`]: capped read/write buffers; the only socket drain loops.
 //! - [`reactor`]: the event loop: listeners, a slab of connections, timers, deferred close.
