@@ -240,6 +240,30 @@ fn bad_requests_get_a_reason() {
 }
 
 #[test]
+fn a_full_table_answers_503_and_keeps_what_it_has() {
+    let segment = temp_path("full.seg");
+    let port = free_port();
+    let _p = start_backend(port, &segment, &[("SEGMENT_CAPACITY", "1024")]);
+    let mut s = connect(port);
+    let mut pending = Vec::new();
+    // 3/4 of 1024 slots may hold live payments.
+    for n in 0..768u64 {
+        s.write_all(&payment(n, 100)).unwrap();
+        assert_eq!(read_response(&mut s, &mut pending).status, 202, "payment {n}");
+    }
+    s.write_all(&payment(768, 100)).unwrap();
+    let r = read_response(&mut s, &mut pending);
+    assert_eq!(r.status, 503);
+    assert!(r.body_str().contains("full"), "{}", r.body_str());
+    // A duplicate of a stored payment is still recognised and acknowledged.
+    s.write_all(&payment(5, 100)).unwrap();
+    assert_eq!(read_response(&mut s, &mut pending).status, 202);
+    let seg = Segment::open(&segment, 1024).unwrap();
+    assert_eq!(seg.live_count(), 768);
+    let _ = std::fs::remove_file(&segment);
+}
+
+#[test]
 fn a_foreign_segment_file_is_refused_clearly() {
     let path = temp_path("foreign.seg");
     std::fs::write(&path, vec![0xAB; 1 << 20]).unwrap();
