@@ -56,7 +56,7 @@ impl ReadBuf {
 
     /// Marks the first `n` unconsumed bytes as used.
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
+        self.start = self.start.saturating_add(n).min(self.end);
         if self.start == self.end {
             self.start = 0;
             self.end = 0;

@@ -1,5 +1,7 @@
 //! Payments as the domain sees them: correlationIds, exact cents, processors, and the JSON
-//! reader for the body of `POST /payments`.
+//! reader for the body of `POST /payments` (ours, and the processors').
+
+use crate::time::{parse_iso_ms, Round, TimeError};
 
 /// A correlationId: the 16 bytes of a canonical UUID, compared and hashed as bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -90,6 +92,10 @@ pub enum PaymentError {
     AmountNotPositive,
     /// `amount` is above [`MAX_CENTS`] once rounded to cents.
     AmountTooLarge,
+    /// There is no `requestedAt` key (processor bodies only).
+    MissingRequestedAt,
+    /// `requestedAt` is not a string holding an ISO-8601 timestamp (processor bodies only).
+    BadRequestedAt,
 }
 
 impl PaymentError {
@@ -117,6 +123,10 @@ impl PaymentError {
             PaymentError::AmountNotNumber => "amount must be a JSON number like 19.90",
             PaymentError::AmountNotPositive | PaymentError::AmountTooLarge => {
                 "amount must be a positive number with at most 10000000.00"
+            }
+            PaymentError::MissingRequestedAt => "requestedAt is missing",
+            PaymentError::BadRequestedAt => {
+                "requestedAt must be an ISO-8601 timestamp string like 2025-07-10T12:34:56.000Z"
             }
         }
     }
@@ -150,14 +160,127 @@ const _: () = assert!(MAX_CENTS < 10_000_000_000);
 ///
 /// Allocation-free; the work is linear in `body.len()`. The first problem met is returned.
 pub fn parse_payment(body: &[u8]) -> Result<PaymentRequest, PaymentError> {
+    let mut id = None;
+    let mut cents = None;
+    read_object(body, |key, value| {
+        match key {
+            Some(b"correlationId") => {
+                if id.is_some() {
+                    return Err(PaymentError::DuplicateKey);
+                }
+                id = Some(value.correlation_id()?);
+            }
+            Some(b"amount") => {
+                if cents.is_some() {
+                    return Err(PaymentError::DuplicateKey);
+                }
+                cents = Some(value.amount()?.cents);
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(PaymentRequest {
+        id: id.ok_or(PaymentError::MissingCorrelationId)?,
+        cents: cents.ok_or(PaymentError::MissingAmount)?,
+    })
+}
+
+/// An amount as a payment processor keeps it: exact cents, plus how many decimals its .NET
+/// `decimal` carries (`19.9` keeps one, `19.90` and `19.905` two, `2e1` none), since the
+/// processor prints amounts and sums with that many decimals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScaledAmount {
+    /// The amount rounded half-to-even to whole cents, as [`parse_amount`] gives it.
+    pub cents: Cents,
+    /// Decimals kept, 0 to 2: those written (after the exponent), capped at 2 by the
+    /// rounding. `cents` is always a multiple of `10^(2 - scale)`.
+    pub scale: u8,
+}
+
+/// The body a payment processor receives on `POST /payments`, read and validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessorPayment {
+    /// The correlationId.
+    pub id: Uuid,
+    /// The amount as the processor stores it.
+    pub amount: ScaledAmount,
+    /// `requestedAt` in milliseconds since the Unix epoch (finer digits dropped).
+    pub requested_at_ms: i64,
+}
+
+/// Reads the body of a processor's `POST /payments`: one JSON object with `correlationId`,
+/// `amount` and `requestedAt`, each once, other keys skipped. Like the official processor's
+/// JSON binding (System.Text.Json with web defaults), key names match whatever their ASCII
+/// case, and a `requestedAt` with no zone is read as UTC. Otherwise as strict as
+/// [`parse_payment`]: the amount must be a JSON number, positive, at most [`MAX_CENTS`].
+///
+/// Allocation-free; linear in `body.len()`. The first problem met is returned.
+pub fn parse_processor_payment(body: &[u8]) -> Result<ProcessorPayment, PaymentError> {
+    let mut id = None;
+    let mut amount = None;
+    let mut requested_at_ms = None;
+    read_object(body, |key, value| {
+        let Some(key) = key else { return Ok(()) };
+        if key.eq_ignore_ascii_case(b"correlationId") {
+            if id.is_some() {
+                return Err(PaymentError::DuplicateKey);
+            }
+            id = Some(value.correlation_id()?);
+        } else if key.eq_ignore_ascii_case(b"amount") {
+            if amount.is_some() {
+                return Err(PaymentError::DuplicateKey);
+            }
+            amount = Some(value.amount()?);
+        } else if key.eq_ignore_ascii_case(b"requestedAt") {
+            if requested_at_ms.is_some() {
+                return Err(PaymentError::DuplicateKey);
+            }
+            let text = value.string()?.ok_or(PaymentError::BadRequestedAt)?;
+            let text = text.as_bytes().ok_or(PaymentError::BadRequestedAt)?;
+            requested_at_ms = Some(parse_timestamp_assuming_utc(text).ok_or(PaymentError::BadRequestedAt)?);
+        }
+        Ok(())
+    })?;
+    Ok(ProcessorPayment {
+        id: id.ok_or(PaymentError::MissingCorrelationId)?,
+        amount: amount.ok_or(PaymentError::MissingAmount)?,
+        requested_at_ms: requested_at_ms.ok_or(PaymentError::MissingRequestedAt)?,
+    })
+}
+
+/// An ISO-8601 timestamp in milliseconds, sub-millisecond digits dropped; one without a zone
+/// is taken as UTC (what .NET does with a `DateTime` of unspecified kind on a UTC host).
+fn parse_timestamp_assuming_utc(text: &[u8]) -> Option<i64> {
+    match parse_iso_ms(text, Round::Down) {
+        Ok(ms) => Some(ms),
+        Err(TimeError::MissingZone) => {
+            let mut zoned = [0u8; TEXT_CAPACITY + 1];
+            zoned[..text.len()].copy_from_slice(text);
+            zoned[text.len()] = b'Z';
+            parse_iso_ms(&zoned[..=text.len()], Round::Down).ok()
+        }
+        Err(_) => None,
+    }
+}
+
+/// Reads one JSON object, handing each member to `visit` with its decoded key (`None` when
+/// the key is too long to match any we look for) and a [`Member`] to read the value with. A
+/// value `visit` does not read is skipped, its syntax still checked. Syntax errors come back
+/// as [`PaymentError`]s converted into `E`, so callers may add errors of their own.
+///
+/// This is the one object loop of the crate's JSON readers: [`parse_payment`],
+/// [`parse_processor_payment`] and the processor simulator's admin bodies share it.
+pub(crate) fn read_object<E: From<PaymentError>>(
+    body: &[u8],
+    mut visit: impl FnMut(Option<&[u8]>, &mut Member<'_, '_>) -> Result<(), E>,
+) -> Result<(), E> {
     let mut reader = Reader { buf: body, pos: 0 };
     reader.skip_ws();
     match reader.peek() {
         Some(b'{') => reader.pos += 1,
-        _ => return Err(PaymentError::NotAnObject),
+        _ => return Err(PaymentError::NotAnObject.into()),
     }
-    let mut id = None;
-    let mut cents = None;
     reader.skip_ws();
     if reader.peek() == Some(b'}') {
         reader.pos += 1;
@@ -166,20 +289,13 @@ pub fn parse_payment(body: &[u8]) -> Result<PaymentRequest, PaymentError> {
             let mut key = Text::new();
             reader.read_key(&mut key)?;
             reader.skip_ws();
-            match key.as_bytes() {
-                Some(b"correlationId") => {
-                    if id.is_some() {
-                        return Err(PaymentError::DuplicateKey);
-                    }
-                    id = Some(reader.read_correlation_id()?);
-                }
-                Some(b"amount") => {
-                    if cents.is_some() {
-                        return Err(PaymentError::DuplicateKey);
-                    }
-                    cents = Some(reader.read_amount()?);
-                }
-                _ => reader.skip_value()?,
+            let mut member = Member {
+                reader: &mut reader,
+                read: false,
+            };
+            visit(key.as_bytes(), &mut member)?;
+            if !member.read {
+                reader.skip_value()?;
             }
             reader.skip_ws();
             match reader.peek() {
@@ -191,19 +307,90 @@ pub fn parse_payment(body: &[u8]) -> Result<PaymentRequest, PaymentError> {
                     reader.pos += 1;
                     break;
                 }
-                Some(_) => return Err(PaymentError::ExpectedCommaOrEnd),
-                None => return Err(PaymentError::Truncated),
+                Some(_) => return Err(PaymentError::ExpectedCommaOrEnd.into()),
+                None => return Err(PaymentError::Truncated.into()),
             }
         }
     }
     reader.skip_ws();
     if reader.pos != body.len() {
-        return Err(PaymentError::TrailingData);
+        return Err(PaymentError::TrailingData.into());
     }
-    Ok(PaymentRequest {
-        id: id.ok_or(PaymentError::MissingCorrelationId)?,
-        cents: cents.ok_or(PaymentError::MissingAmount)?,
-    })
+    Ok(())
+}
+
+/// The value of one object member, under the cursor, as [`read_object`] hands it over. Read
+/// it at most once; the typed readers that answer `Ok(None)` (a value of another JSON type)
+/// leave it unread, so it is then skipped and checked.
+pub(crate) struct Member<'r, 'a> {
+    reader: &'r mut Reader<'a>,
+    read: bool,
+}
+
+impl Member<'_, '_> {
+    /// A string holding a canonical UUID; [`PaymentError::BadCorrelationId`] for any other
+    /// value.
+    pub(crate) fn correlation_id(&mut self) -> Result<Uuid, PaymentError> {
+        self.read = true;
+        self.reader.read_correlation_id()
+    }
+
+    /// A JSON number converted to cents as [`parse_amount`] does, with its .NET scale.
+    pub(crate) fn amount(&mut self) -> Result<ScaledAmount, PaymentError> {
+        self.read = true;
+        self.reader.read_amount()
+    }
+
+    /// The raw token of a JSON number (`-12`, `1.5e3`), or `None` for another type of value.
+    pub(crate) fn number(&mut self) -> Result<Option<&[u8]>, PaymentError> {
+        if !matches!(self.reader.peek(), Some(b'-' | b'0'..=b'9')) {
+            return Ok(None);
+        }
+        self.read = true;
+        let start = self.reader.pos;
+        match scan_number(self.reader.buf, start) {
+            Ok((_, end)) => {
+                self.reader.pos = end;
+                Ok(Some(&self.reader.buf[start..end]))
+            }
+            Err(ScanError::Truncated) => Err(PaymentError::Truncated),
+            Err(ScanError::Malformed) => Err(PaymentError::BadValue),
+        }
+    }
+
+    /// `true` or `false`, or `None` for another type of value.
+    pub(crate) fn boolean(&mut self) -> Result<Option<bool>, PaymentError> {
+        let word: &[u8] = match self.reader.peek() {
+            Some(b't') => b"true",
+            Some(b'f') => b"false",
+            _ => return Ok(None),
+        };
+        self.read = true;
+        self.reader.skip_literal(word)?;
+        Ok(Some(word == b"true"))
+    }
+
+    /// Whether the value is `null` (then read); any other value is left unread.
+    pub(crate) fn null(&mut self) -> Result<bool, PaymentError> {
+        if self.reader.peek() != Some(b'n') {
+            return Ok(false);
+        }
+        self.read = true;
+        self.reader.skip_literal(b"null")?;
+        Ok(true)
+    }
+
+    /// A string, decoded, or `None` for another type of value. Strings longer than
+    /// [`TEXT_CAPACITY`] bytes decode to a [`Text`] whose `as_bytes` is `None`.
+    pub(crate) fn string(&mut self) -> Result<Option<Text>, PaymentError> {
+        if self.reader.peek() != Some(b'"') {
+            return Ok(None);
+        }
+        self.read = true;
+        let mut text = Text::new();
+        self.reader.read_string(&mut text)?;
+        Ok(Some(text))
+    }
 }
 
 /// Reads a UUID in its canonical 8-4-4-4-12 form (36 bytes, hex digits of either case, dashes
@@ -313,11 +500,11 @@ const STRING_STOP: [bool; 256] = {
 
 /// Longest decoded string kept. A UUID is 36 bytes and the keys we look for are shorter, so
 /// anything longer can only be skipped.
-const TEXT_CAPACITY: usize = 64;
+pub(crate) const TEXT_CAPACITY: usize = 64;
 
 /// A decoded JSON string in a stack buffer; only whether it overflowed is kept past the
 /// capacity.
-struct Text {
+pub(crate) struct Text {
     bytes: [u8; TEXT_CAPACITY],
     len: usize,
     overflow: bool,
@@ -353,7 +540,7 @@ impl Text {
     }
 
     /// The decoded bytes, or `None` when they did not fit (so they match no wanted key).
-    fn as_bytes(&self) -> Option<&[u8]> {
+    pub(crate) fn as_bytes(&self) -> Option<&[u8]> {
         if self.overflow {
             None
         } else {
@@ -453,6 +640,23 @@ fn scan_number(buf: &[u8], start: usize) -> Result<(Number<'_>, usize), ScanErro
 }
 
 impl Number<'_> {
+    /// How many decimals .NET's `decimal` keeps for this number once rounded to cents: the
+    /// fraction digits less the exponent, between 0 and 2 (`19.9` → 1, `1.990e1` → 2,
+    /// `2e1` → 0, `19.905` → 2).
+    fn scale(&self) -> u8 {
+        const EXP_CAP: i64 = 1 << 40;
+        let mut exp: i64 = 0;
+        for &b in self.exp {
+            exp = (exp * 10 + i64::from(b - b'0')).min(EXP_CAP);
+        }
+        if self.exp_negative {
+            exp = -exp;
+        }
+        let written = i64::try_from(self.frac.len()).unwrap_or(EXP_CAP);
+        // Clamped to 0..=2, so the narrowing cannot lose anything.
+        (written - exp).clamp(0, 2) as u8
+    }
+
     /// The exact value in cents, rounded half-to-even.
     ///
     /// The digits of `int` then `frac` form one digit string D, the value being 0.D × 10^p
@@ -662,8 +866,8 @@ impl Reader<'_> {
             .ok_or(PaymentError::BadCorrelationId)
     }
 
-    /// Reads the value of `amount`: a JSON number, converted to cents.
-    fn read_amount(&mut self) -> Result<Cents, PaymentError> {
+    /// Reads the value of `amount`: a JSON number, converted to cents, with its .NET scale.
+    fn read_amount(&mut self) -> Result<ScaledAmount, PaymentError> {
         match self.peek() {
             Some(b'-' | b'0'..=b'9') => {}
             Some(_) => return Err(PaymentError::AmountNotNumber),
@@ -672,7 +876,10 @@ impl Reader<'_> {
         match scan_number(self.buf, self.pos) {
             Ok((number, end)) => {
                 self.pos = end;
-                number.to_cents()
+                Ok(ScaledAmount {
+                    cents: number.to_cents()?,
+                    scale: number.scale(),
+                })
             }
             Err(ScanError::Truncated) => Err(PaymentError::Truncated),
             Err(ScanError::Malformed) => Err(PaymentError::AmountNotNumber),
@@ -1286,6 +1493,8 @@ mod tests {
             AmountNotNumber,
             AmountNotPositive,
             AmountTooLarge,
+            MissingRequestedAt,
+            BadRequestedAt,
         ] {
             let reason = error.reason();
             assert!(!reason.is_empty());
@@ -1296,5 +1505,151 @@ mod tests {
                 "{reason}"
             );
         }
+    }
+
+    #[test]
+    fn processor_bodies_carry_scale_and_requested_at() {
+        use PaymentError::*;
+        let read = |t: &str| parse_processor_payment(body(t).as_bytes());
+        let at = crate::time::parse_iso_ms(b"2025-07-15T12:34:56.789Z", crate::time::Round::Down).unwrap();
+        let ok = |cents, scale| {
+            Ok(ProcessorPayment {
+                id: Uuid(ID_BYTES),
+                amount: ScaledAmount { cents, scale },
+                requested_at_ms: at,
+            })
+        };
+        let table: &[(&str, Result<ProcessorPayment, PaymentError>)] = &[
+            (
+                r#"{"correlationId":"ID","amount":19.90,"requestedAt":"2025-07-15T12:34:56.789Z"}"#,
+                ok(1990, 2),
+            ),
+            (
+                r#"{"requestedAt":"2025-07-15T12:34:56.789Z","amount":19.9,"correlationId":"ID"}"#,
+                ok(1990, 1),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":20,"requestedAt":"2025-07-15T12:34:56.789Z"}"#,
+                ok(2000, 0),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":2e1,"requestedAt":"2025-07-15T12:34:56.789Z"}"#,
+                ok(2000, 0),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":1.990e1,"requestedAt":"2025-07-15T12:34:56.789Z"}"#,
+                ok(1990, 2),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":19.905,"requestedAt":"2025-07-15T12:34:56.789Z"}"#,
+                ok(1990, 2),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":19.915,"requestedAt":"2025-07-15T12:34:56.789Z"}"#,
+                ok(1992, 2),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":1990e-2,"requestedAt":"2025-07-15T12:34:56.789Z"}"#,
+                ok(1990, 2),
+            ),
+            // System.Text.Json's web defaults match names whatever their case.
+            (
+                r#"{"CorrelationId":"ID","AMOUNT":19.90,"requestedat":"2025-07-15T12:34:56.789Z"}"#,
+                ok(1990, 2),
+            ),
+            // No zone: read as UTC; finer digits dropped.
+            (
+                r#"{"correlationId":"ID","amount":19.90,"requestedAt":"2025-07-15T12:34:56.789"}"#,
+                ok(1990, 2),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":19.90,"requestedAt":"2025-07-15T12:34:56.7899Z"}"#,
+                ok(1990, 2),
+            ),
+            (r#"{"correlationId":"ID","amount":19.90}"#, Err(MissingRequestedAt)),
+            (
+                r#"{"correlationId":"ID","requestedAt":"2025-07-15T12:34:56.789Z"}"#,
+                Err(MissingAmount),
+            ),
+            (
+                r#"{"amount":19.90,"requestedAt":"2025-07-15T12:34:56.789Z"}"#,
+                Err(MissingCorrelationId),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":19.90,"requestedAt":12}"#,
+                Err(BadRequestedAt),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":19.90,"requestedAt":"yesterday"}"#,
+                Err(BadRequestedAt),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":19.90,"requestedAt":"2025-07-15T12:34:56+03:00"}"#,
+                Err(BadRequestedAt),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":"19.90","requestedAt":"2025-07-15T12:34:56.789Z"}"#,
+                Err(AmountNotNumber),
+            ),
+            (
+                r#"{"correlationId":"ID","correlationid":"ID","amount":1,"requestedAt":"2025-07-15T12:34:56.789Z"}"#,
+                Err(DuplicateKey),
+            ),
+            (
+                r#"{"correlationId":"ID","amount":19.90,"requestedAt":"2025-07-15T12:34:56.789Z",}"#,
+                Err(ExpectedKey),
+            ),
+        ];
+        for (text, expected) in table {
+            assert_eq!(&read(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn every_proper_prefix_of_a_processor_body_is_an_error() {
+        let text = body(r#" {"correlationId":"ID","amount":19.90,"requestedAt":"2025-07-15T12:34:56.789Z"} "#);
+        let bytes = text.as_bytes();
+        assert!(parse_processor_payment(bytes).is_ok());
+        for end in 0..bytes.len() {
+            if text[..end].trim_end() == text.trim_end() {
+                continue;
+            }
+            assert!(
+                parse_processor_payment(&bytes[..end]).is_err(),
+                "prefix {:?}",
+                &text[..end]
+            );
+        }
+    }
+
+    #[test]
+    fn member_readers_leave_other_types_to_the_skipper() {
+        let mut seen = Vec::new();
+        let result: Result<(), PaymentError> = read_object(
+            br#"{"a":true,"b":-12,"c":"x","d":[1,{"e":null}],"f":false,"n":null}"#,
+            |key, value| {
+                let key = key.unwrap().to_vec();
+                let what = match key.as_slice() {
+                    b"a" | b"f" => format!("{:?}", value.boolean()?),
+                    b"n" => format!("{:?}", value.null()?),
+                    b"b" => format!("{:?}", value.number()?.map(|n| n.to_vec())),
+                    b"c" => format!("{:?}", value.string()?.map(|t| t.as_bytes().unwrap().to_vec())),
+                    _ => format!("{:?} {:?}", value.boolean()?, value.number()?),
+                };
+                seen.push((String::from_utf8(key).unwrap(), what));
+                Ok(())
+            },
+        );
+        assert_eq!(result, Ok(()));
+        assert_eq!(seen[0].1, "Some(true)");
+        assert_eq!(seen[1].1, "Some([45, 49, 50])");
+        assert_eq!(seen[2].1, "Some([120])");
+        assert_eq!(seen[3].1, "None None");
+        assert_eq!(seen[4].1, "Some(false)");
+        assert_eq!(seen[5].1, "true");
+        let bad: Result<(), PaymentError> = read_object(br#"{"a":tru}"#, |_, v| v.boolean().map(drop));
+        assert_eq!(bad, Err(PaymentError::BadValue));
+        let skipped_bad: Result<(), PaymentError> = read_object(br#"{"a":[1,]}"#, |_, v| v.boolean().map(drop));
+        assert!(skipped_bad.is_err());
     }
 }

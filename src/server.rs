@@ -190,7 +190,7 @@ impl Conn {
                 return false;
             }
             // Framing consumed bytes from a full buffer: the socket may hold more.
-            read = self.unread && !self.rbuf.is_full() && self.phase == Phase::Serving;
+            read = self.unread && !self.peer_done && !self.rbuf.is_full() && self.phase == Phase::Serving;
             if !read {
                 break;
             }

@@ -218,6 +218,24 @@ fn half_close_still_gets_its_answers() {
 }
 
 #[test]
+fn a_client_gone_while_its_answer_is_deferred_costs_nothing() {
+    // Regression: a deferred answer to a peer that had shut down its side used to spin the
+    // loop forever (the resumed connection kept asking for a read it could never do).
+    let srv = serve_default();
+    let mut s = connect(srv.port);
+    s.write_all(&get("/later?100")).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_response(&mut s, &mut Vec::new()).body_str(), "later 100");
+    assert!(closed_by_peer(&mut s));
+    let mut gone = connect(srv.port);
+    gone.write_all(&get("/later?50")).unwrap();
+    drop(gone);
+    std::thread::sleep(Duration::from_millis(150));
+    let r = request(srv.port, &post("/echo", "still serving"));
+    assert_eq!(r.body_str(), "still serving");
+}
+
+#[test]
 fn half_sent_and_idle_connections_time_out() {
     let srv = serve(
         Vec::new(),

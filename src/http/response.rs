@@ -36,6 +36,7 @@ statuses! {
     REQUEST_TIMEOUT = 408 "Request Timeout";
     LENGTH_REQUIRED = 411 "Length Required";
     PAYLOAD_TOO_LARGE = 413 "Payload Too Large";
+    UNSUPPORTED_MEDIA_TYPE = 415 "Unsupported Media Type";
     UNPROCESSABLE = 422 "Unprocessable Entity";
     TOO_MANY_REQUESTS = 429 "Too Many Requests";
     HEADERS_TOO_LARGE = 431 "Request Header Fields Too Large";
@@ -81,8 +82,21 @@ pub fn json(out: &mut Vec<u8>, status: Status, body: &[u8], close: bool) {
 /// Appends a JSON response framed with `Transfer-Encoding: chunked` (one chunk then the
 /// terminator), the way ASP.NET Core/Kestrel frames a JSON body.
 pub fn json_chunked(out: &mut Vec<u8>, status: Status, body: &[u8], close: bool) {
+    chunked(out, status, "application/json; charset=utf-8", b"", body, close);
+}
+
+/// Appends a response framed with `Transfer-Encoding: chunked`: the body as one chunk (none
+/// when it is empty), then the terminator. `content_type` is omitted when empty; `extra` is
+/// inserted verbatim (whole header lines ending in CRLF); `close` adds `Connection: close`.
+pub fn chunked(out: &mut Vec<u8>, status: Status, content_type: &str, extra: &[u8], body: &[u8], close: bool) {
     out.extend_from_slice(status.line());
-    out.extend_from_slice(b"Content-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\n");
+    if !content_type.is_empty() {
+        out.extend_from_slice(b"Content-Type: ");
+        out.extend_from_slice(content_type.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(extra);
+    out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
@@ -174,6 +188,23 @@ mod tests {
         out.clear();
         json_chunked(&mut out, Status::OK, &[b'x'; 26], false);
         assert!(text(&out).ends_with("\r\n\r\n1a\r\nxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n0\r\n\r\n"));
+        assert!(text(&out).starts_with(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ));
+
+        out.clear();
+        chunked(
+            &mut out,
+            Status::TOO_MANY_REQUESTS,
+            "",
+            b"Retry-After: 5\r\n",
+            b"slow down",
+            true,
+        );
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n9\r\nslow down\r\n0\r\n\r\n"
+        );
     }
 
     #[test]

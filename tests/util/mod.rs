@@ -169,6 +169,7 @@ impl Drop for Proc {
 pub fn bin(name: &str) -> PathBuf {
     match name {
         "payrelay" => PathBuf::from(env!("CARGO_BIN_EXE_payrelay")),
+        "payment-processor-sim" => PathBuf::from(env!("CARGO_BIN_EXE_payment-processor-sim")),
         other => panic!("unknown binary {other}"),
     }
 }
@@ -199,6 +200,9 @@ pub fn start_backend(port: u16, segment: &Path, extra_env: &[(&str, &str)]) -> P
         .env("SHARED_MEMORY_PATH", segment)
         .env("SEGMENT_CAPACITY", "65536")
         .env("SERVER_ID", format!("test-{port}"))
+        // No processor unless a test names one: port 1 refuses connections at once.
+        .env("PAYMENT_PROCESSOR_URL_DEFAULT", "http://127.0.0.1:1")
+        .env("PAYMENT_PROCESSOR_URL_FALLBACK", "http://127.0.0.1:1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -209,6 +213,26 @@ pub fn start_backend(port: u16, segment: &Path, extra_env: &[(&str, &str)]) -> P
     let p = Proc {
         child,
         name: format!("payrelay:{port}"),
+    };
+    wait_for_port(port, 10);
+    p
+}
+
+/// Starts the processor simulator on 127.0.0.1:`port` with the given environment and waits
+/// until it answers. Its stderr is piped, so a test may read what it reported after killing it.
+pub fn start_sim(port: u16, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(bin("payment-processor-sim"));
+    cmd.env("SIM_LISTEN", format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn payment-processor-sim");
+    let p = Proc {
+        child,
+        name: format!("payment-processor-sim:{port}"),
     };
     wait_for_port(port, 10);
     p

@@ -1,0 +1,60 @@
+//! payment-processor-sim: read the configuration, listen, serve the simulated processor until
+//! SIGTERM or SIGINT. See `--help` for the environment it reads.
+
+use std::process::ExitCode;
+
+use payrelay::reactor::Reactor;
+use payrelay::sim::config::{SimConfig, HELP};
+use payrelay::sim::SimService;
+
+fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("-h" | "--help") => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Some("-V" | "--version") => {
+            println!("payment-processor-sim {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("payment-processor-sim: unknown argument {other:?}; see --help");
+            return ExitCode::from(2);
+        }
+    }
+    let config = match SimConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("payment-processor-sim: bad configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let service = SimService::new(config.processor.clone(), config.service);
+    let reactor = match Reactor::bind(&config.listen, config.limits, config.max_connections, service) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("payment-processor-sim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addrs: Vec<String> = config.listen.iter().map(ToString::to_string).collect();
+    eprintln!("payment-processor-sim: listening on {}", addrs.join(", "));
+    match reactor.run() {
+        Ok(service) => {
+            let reused = service.reused_after_close();
+            if reused > 0 {
+                eprintln!("payment-processor-sim: {reused} requests came on connections asked to close");
+            }
+            eprintln!(
+                "payment-processor-sim: stopped with {} payments stored",
+                service.state().stored()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("payment-processor-sim: event loop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! (in progress: the processor simulator logic, issue 3)
