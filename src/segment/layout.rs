@@ -5,7 +5,8 @@
 //! processes may map the same bytes at once. Sizes and offsets are checked at compile time.
 //!
 //! ```text
-//! offset 0                 Header            4 KiB (one page)
+//! offset 0                 Header            4 KiB (one page): identity, epoch, done range,
+//!                                            owner counter, health slots, owner entries
 //! offset 4096              Slot × capacity   64 B each
 //! + capacity × 64          Bucket × 2^16     per-second aggregates (32 B each, 2 MiB)
 //! + 2 MiB                  Bucket × 2^20     per-millisecond aggregates (32 B each, 32 MiB)
@@ -18,7 +19,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"PAYRELAY");
 
 /// Bumped whenever the bytes of the segment change meaning; an older file is refused.
-pub(crate) const VERSION: u32 = 1;
+/// Version 2: owner entries and health slots in the header, `requested_at` stamps tagged with
+/// their epoch, the slot's lease word unused.
+pub(crate) const VERSION: u32 = 2;
 
 /// Smallest accepted capacity (number of payment slots).
 pub(crate) const MIN_CAPACITY: u32 = 1 << 10;
@@ -61,7 +64,8 @@ pub(crate) const SPIN_LIMIT: u32 = 1_000;
 
 /// The first page of the segment. Words that different paths write are kept on separate cache
 /// lines: the identity line is written once at creation, `epoch_live` by every insert and
-/// purge, the done-range line by every `mark_done`.
+/// purge, the done-range line by every `mark_done`, the owner counter once per instance start,
+/// each health slot once per poll, each owner entry by its own instance's heartbeat.
 #[repr(C)]
 pub(crate) struct Header {
     /// [`MAGIC`], stored last when the segment is initialised.
@@ -92,12 +96,20 @@ pub(crate) struct Header {
     pub unindexed_epoch: AtomicU64,
     _done_pad: [AtomicU64; 5],
 
-    _reserved: [AtomicU64; 104],
+    /// Registrations so far; owner ids are its low 16 bits (0 skipped). Never reset, not even
+    /// by a purge, so an id is not handed out again before the counter wraps.
+    pub next_owner: AtomicU64,
+    _owner_counter_pad: [AtomicU64; 7],
 
-    /// Reserved for the per-processor health slots of a later issue (512 B each).
-    pub health: [[AtomicU64; 64]; 2],
+    _reserved: [AtomicU64; 96],
 
-    _tail: [AtomicU64; 256],
+    /// The deployment-wide health polling state of each processor, by `Processor::index()`.
+    pub health: [HealthSlot; 2],
+
+    _reserved_health: [AtomicU64; 96],
+
+    /// The live (or dead but not yet replaced) instances: see [`OwnerEntry`].
+    pub owners: [OwnerEntry; OWNER_ENTRIES],
 }
 
 const _: () = assert!(size_of::<Header>() == HEADER_BYTES);
@@ -106,7 +118,9 @@ const _: () = assert!(std::mem::offset_of!(Header, version) == 8);
 const _: () = assert!(std::mem::offset_of!(Header, capacity) == 12);
 const _: () = assert!(std::mem::offset_of!(Header, epoch_live) == 64);
 const _: () = assert!(std::mem::offset_of!(Header, min_done_ms) == 128);
+const _: () = assert!(std::mem::offset_of!(Header, next_owner) == 192);
 const _: () = assert!(std::mem::offset_of!(Header, health) == 1024);
+const _: () = assert!(std::mem::offset_of!(Header, owners) == 2048);
 
 /// Byte offsets of the identity fields, for checking a file before it is mapped.
 pub(crate) const VERSION_OFFSET: usize = 8;
@@ -147,6 +161,159 @@ pub(crate) fn next_epoch(epoch: u32) -> u32 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Owners
+// ---------------------------------------------------------------------------------------------
+
+/// Number of owner entries in the header: at most this many instances are live at once.
+pub(crate) const OWNER_ENTRIES: usize = 32;
+
+/// One registered instance: `id` (bits 48..64, 0 = free entry) and its last heartbeat in ms
+/// (bits 0..48), in one word so that a reader never pairs one instance's id with another's
+/// heartbeat, and a take-over of a stale entry is one CAS.
+#[repr(C, align(64))]
+pub(crate) struct OwnerEntry {
+    pub word: AtomicU64,
+    _pad: [AtomicU64; 7],
+}
+
+const _: () = assert!(size_of::<OwnerEntry>() == 64);
+
+/// Largest heartbeat an owner word holds (2^48 − 1 ms, in the year 10889); later times are
+/// clamped, which only makes an owner look stale sooner there.
+pub(crate) const MAX_HEARTBEAT_MS: u64 = (1 << 48) - 1;
+
+/// The owner word of instance `id` with heartbeat `now_ms`.
+pub(crate) fn pack_owner(id: u16, now_ms: u64) -> u64 {
+    (u64::from(id) << 48) | now_ms.min(MAX_HEARTBEAT_MS)
+}
+
+/// The id in an owner word (0 = free entry).
+pub(crate) fn owner_id_of(word: u64) -> u16 {
+    (word >> 48) as u16
+}
+
+/// The heartbeat (ms) in an owner word.
+pub(crate) fn heartbeat_of(word: u64) -> u64 {
+    word & MAX_HEARTBEAT_MS
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health
+// ---------------------------------------------------------------------------------------------
+
+/// The deployment-wide health polling state of one processor: who may poll next, and the last
+/// result. Each word on its own cache line (different instances write them).
+#[repr(C, align(64))]
+pub(crate) struct HealthSlot {
+    /// Earliest time (ms) at which the next `GET /payments/service-health` may be sent.
+    pub next_poll_at_ms: AtomicU64,
+    _poll_pad: [AtomicU64; 7],
+    /// The last result: see [`pack_report`].
+    pub report: AtomicU64,
+    _report_pad: [AtomicU64; 7],
+}
+
+const _: () = assert!(size_of::<HealthSlot>() == 128);
+
+/// A published report: bit 63 says one was published.
+pub(crate) const REPORT_PRESENT: u64 = 1 << 63;
+/// The processor said it is failing.
+pub(crate) const REPORT_FAILING: u64 = 1 << 62;
+/// Bits of `minResponseTime` in a report (bits 42..62); larger values saturate. 2^20 − 1 ms
+/// is 17.5 minutes, far beyond any client timeout, so the saturation loses nothing a router
+/// can act on.
+pub(crate) const REPORT_MIN_RESPONSE_BITS: u32 = 20;
+/// Largest `minResponseTime` (ms) a report holds.
+pub(crate) const MAX_REPORT_MIN_RESPONSE_MS: u32 = (1 << REPORT_MIN_RESPONSE_BITS) - 1;
+/// Bits of the observation time in a report (bits 0..42): up to the year 2109.
+const REPORT_TIME_BITS: u32 = 42;
+/// Largest observation time (ms) a report holds; later times are clamped.
+pub(crate) const MAX_REPORT_TIME_MS: u64 = (1 << REPORT_TIME_BITS) - 1;
+
+const _: () = assert!(REPORT_TIME_BITS + REPORT_MIN_RESPONSE_BITS + 2 == 64);
+
+/// A report word: failing flag, `minResponseTime` (saturated) and observation time (clamped).
+pub(crate) fn pack_report(failing: bool, min_response_ms: u32, observed_at_ms: u64) -> u64 {
+    let failing = if failing { REPORT_FAILING } else { 0 };
+    let min_response = u64::from(min_response_ms.min(MAX_REPORT_MIN_RESPONSE_MS)) << REPORT_TIME_BITS;
+    REPORT_PRESENT | failing | min_response | observed_at_ms.min(MAX_REPORT_TIME_MS)
+}
+
+/// `(failing, min_response_ms, observed_at_ms)` of a report word; `None` when none was
+/// published.
+pub(crate) fn unpack_report(word: u64) -> Option<(bool, u32, u64)> {
+    if word & REPORT_PRESENT == 0 {
+        return None;
+    }
+    let min_response = (word >> REPORT_TIME_BITS) as u32 & MAX_REPORT_MIN_RESPONSE_MS;
+    Some((word & REPORT_FAILING != 0, min_response, word & MAX_REPORT_TIME_MS))
+}
+
+/// The observation time of a report word (0 when none was published).
+pub(crate) fn report_time(word: u64) -> u64 {
+    word & MAX_REPORT_TIME_MS
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attempt stamps
+// ---------------------------------------------------------------------------------------------
+
+/// A `requested_at` word holds a stamp: bit 63 set, the low 19 bits of the epoch in bits
+/// 44..63, the time (≤ [`MAX_TIME_MS`]) in bits 0..44. The epoch tag makes a stamp written by
+/// an instance still working on a purged payment (it stamps first and checks ownership after,
+/// see `claims.rs`) read as unset for the next payment of the slot, and lets that instance see
+/// that a newer payment's stamp is not its own to overwrite.
+pub(crate) const STAMP_SET: u64 = 1 << 63;
+/// Bits of epoch kept in a stamp.
+const STAMP_EPOCH_BITS: u32 = 19;
+/// Mask of the stamp's epoch tag (after shifting down).
+const STAMP_EPOCH_MASK: u32 = (1 << STAMP_EPOCH_BITS) - 1;
+/// Where the epoch tag starts.
+const STAMP_EPOCH_SHIFT: u32 = 44;
+
+const _: () = assert!(MAX_TIME_MS == (1 << STAMP_EPOCH_SHIFT) - 1);
+const _: () = assert!(STAMP_EPOCH_SHIFT + STAMP_EPOCH_BITS == 63);
+
+/// The stamp of `requestedAt` = `at_ms` (≤ [`MAX_TIME_MS`]) for a payment of `epoch`.
+pub(crate) fn pack_stamp(epoch: u32, at_ms: u64) -> u64 {
+    debug_assert!(at_ms <= MAX_TIME_MS);
+    STAMP_SET | (u64::from(epoch & STAMP_EPOCH_MASK) << STAMP_EPOCH_SHIFT) | (at_ms & MAX_TIME_MS)
+}
+
+/// What a `requested_at` word means to a payment of some epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stamp {
+    /// Never stamped, or stamped for a payment of an older epoch: free to fix.
+    Unset,
+    /// Fixed for this payment: the `requestedAt` in ms.
+    Fixed(u64),
+    /// Stamped for a payment of a newer epoch: the caller's payment was purged.
+    Newer,
+}
+
+/// Reads a `requested_at` word for a payment of `epoch`. Tags are compared as a wrapping
+/// sequence of 19 bits, so a stamp counts as older for 2^18 purges.
+pub(crate) fn read_stamp(word: u64, epoch: u32) -> Stamp {
+    if word & STAMP_SET == 0 {
+        return Stamp::Unset;
+    }
+    let tag = (word >> STAMP_EPOCH_SHIFT) as u32 & STAMP_EPOCH_MASK;
+    match tag.wrapping_sub(epoch) & STAMP_EPOCH_MASK {
+        0 => Stamp::Fixed(word & MAX_TIME_MS),
+        ahead if ahead < 1 << (STAMP_EPOCH_BITS - 1) => Stamp::Newer,
+        _ => Stamp::Unset,
+    }
+}
+
+/// The time of a stamp of `epoch`, `None` when unset for it (or newer).
+pub(crate) fn stamp_time(word: u64, epoch: u32) -> Option<u64> {
+    match read_stamp(word, epoch) {
+        Stamp::Fixed(at_ms) => Some(at_ms),
+        Stamp::Unset | Stamp::Newer => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Slots
 // ---------------------------------------------------------------------------------------------
 
@@ -162,11 +329,13 @@ pub(crate) struct Slot {
     pub id: [AtomicU64; 2],
     /// Amount in cents (≤ `MAX_CENTS`).
     pub cents: AtomicU64,
-    /// `requestedAt` (ms) sent to each processor, 0 = never sent; indexed by
-    /// `Processor::index()`. Fixed per (payment, processor).
+    /// Stamp of the `requestedAt` (ms) fixed for each processor (see [`pack_stamp`]; 0 = never
+    /// attempted); indexed by `Processor::index()`. Fixed per (payment, processor) by the
+    /// first attempt there and reused by every later one; `mark_done` stores the final one.
     pub requested_at: [AtomicU64; 2],
-    /// Lease deadline (ms) of an `IN_FLIGHT` claim; reserved for the dispatcher.
-    pub lease_until: AtomicU64,
+    /// Unused since version 2 (claims are backed by the owner's heartbeat, not a per-slot
+    /// deadline); zeroed by every insert.
+    pub spare: AtomicU64,
     /// When the payment was accepted (ms).
     pub accepted_at: AtomicU64,
 }
@@ -183,11 +352,11 @@ pub(crate) mod state {
     pub const WRITING: u8 = 1;
     /// Accepted, waiting for the dispatcher.
     pub const QUEUED: u8 = 2;
-    /// Claimed by a dispatcher; aux = owner id, lease deadline in `lease_until`.
+    /// Claimed by a dispatcher; aux = owner id (an `OwnerId`, never 0 when written by it).
     pub const IN_FLIGHT: u8 = 3;
     /// `mark_done` owns the slot and is indexing it; aux = processor index.
     pub const INDEXING: u8 = 4;
-    /// Processed; aux = processor index, `requested_at[processor]` is the time sent.
+    /// Processed; aux = processor index, `requested_at[processor]` stamps the time sent.
     pub const DONE: u8 = 5;
 }
 

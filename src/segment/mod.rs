@@ -3,7 +3,8 @@
 //!
 //! # What it holds
 //! - a header: magic, version, capacity, the purge epoch and live count, the range of done
-//!   times, room for the health slots (`layout.rs`);
+//!   times, the registered instances with their heartbeats (`owners.rs`) and the
+//!   deployment-wide health polling slots (`health.rs`), laid out in `layout.rs`;
 //! - a table of `capacity` payment slots of 64 bytes, found by open addressing on the
 //!   correlationId (linear probing), so a duplicate `POST` on any instance is recognised
 //!   (`table.rs`);
@@ -12,10 +13,20 @@
 //!   instead of every slot (`time_index.rs`).
 //!
 //! # Life of a payment
-//! `insert` claims an empty slot (`WRITING`), writes it and publishes it `QUEUED`;
-//! `mark_done` takes it to `INDEXING`, adds it to the time index and publishes it `DONE` with
-//! its processor and `requestedAt`. `purge` bumps the epoch: every slot and bucket stamped with
-//! an older epoch reads as empty, for every process at once.
+//! `insert` claims an empty slot (`WRITING`), writes it and publishes it `QUEUED`
+//! (`insert_claimed` publishes it `IN_FLIGHT` for the accepting instance instead); a
+//! dispatcher `claim`s or `adopt`s it (`IN_FLIGHT` with its owner id), fixes its `requestedAt`
+//! per processor with `begin_attempt` before each send (`claims.rs`); `mark_done` takes it to
+//! `INDEXING`, adds it to the time index and publishes it `DONE` with its processor and
+//! `requestedAt`. `purge` bumps the epoch: every slot and bucket stamped with an older epoch
+//! reads as empty, for every process at once.
+//!
+//! # Owners
+//! An instance registers at start (`register_owner`) and heartbeats its owner entry. A claim
+//! has no deadline of its own: it holds while its owner's heartbeat is fresh, and any instance
+//! may adopt the payments of an owner that is stale or gone. Exactly once then rests on one
+//! rule, argued in `claims.rs`: an owner stamps the attempt first and checks it still owns the
+//! payment after, while an adopter takes ownership first and reads the stamps after.
 //!
 //! # Time and failure
 //! The segment reads no clock: every time is an argument in milliseconds since the Unix epoch.
@@ -23,12 +34,17 @@
 //! leaves the others running; what it may leave half-done is listed in `table.rs` and
 //! `time_index.rs`.
 
+mod claims;
 mod error;
 mod file;
+mod health;
 mod layout;
+mod owners;
 mod table;
 mod time_index;
 
+#[cfg(test)]
+mod claim_tests;
 #[cfg(test)]
 mod tests;
 
@@ -38,8 +54,11 @@ use std::sync::Arc;
 
 use crate::payment::{Cents, Processor, Uuid};
 
+pub use claims::{AttemptError, Census, ClaimError, Claimed};
 pub use error::SegmentError;
+pub use health::HealthReport;
 pub use layout::MAX_TIME_MS;
+pub use owners::{OwnerId, MAX_OWNERS};
 
 use file::{Mapping, Opened};
 use layout::{Bucket, Header, Regions, Slot, MAGIC, MAX_CAPACITY, MIN_CAPACITY, MS_BUCKETS, SEC_BUCKETS, VERSION};
@@ -84,6 +103,9 @@ pub struct PaymentView {
     pub cents: Cents,
     /// The `now_ms` given to the insert that accepted it.
     pub accepted_at_ms: u64,
+    /// The `requestedAt` (ms) fixed for each processor so far, by [`Processor::index`]: by
+    /// [`Segment::begin_attempt`] (whoever the owner was) or by `mark_done`.
+    pub requested_at: [Option<u64>; 2],
     /// Where it is in its life.
     pub state: SlotState,
 }
@@ -93,12 +115,13 @@ pub struct PaymentView {
 pub enum SlotState {
     /// Accepted, not yet claimed by a dispatcher.
     Queued,
-    /// Claimed by dispatcher `owner` until `lease_until_ms`.
+    /// Claimed by dispatcher `owner`; the claim holds while the owner's heartbeat is fresh.
     InFlight {
-        /// The claiming instance.
+        /// The claiming instance ([`OwnerId`]'s number).
         owner: u16,
-        /// Deadline of the claim (ms).
-        lease_until_ms: u64,
+        /// The owner's last heartbeat (ms) at the time of the view; `None` when the owner is
+        /// not registered any more (the payment is adoptable now).
+        owner_heartbeat_ms: Option<u64>,
     },
     /// Recorded by `processor` with this `requestedAt` (ms).
     Done {

@@ -20,21 +20,21 @@
 //! - Died in `mark_done` (slot `INDEXING`): the slot stays `INDEXING` (reported as done by
 //!   [`Segment::view`], refused by `mark_done`), but `summary_scan` counts only `DONE` while
 //!   the index may already count it: the two summaries disagree on that payment until the
-//!   next purge. Not repaired here (the lease logic of the dispatcher may finish it later).
+//!   next purge. Not repaired here (claims and adoption leave `INDEXING` slots alone).
 
 use std::sync::atomic::{fence, Ordering};
 
 use crate::payment::{Cents, Processor, Uuid, MAX_CENTS};
 
 use super::layout::{
-    epoch_of_live, is_newer_epoch, live_of, next_epoch, pack_epoch_live, state, Ctrl, Slot, AUX_MASK, MAX_TIME_MS,
-    WRITING_STALE_MS,
+    epoch_of_live, is_newer_epoch, live_of, next_epoch, pack_epoch_live, pack_stamp, read_stamp, stamp_time, state,
+    Ctrl, Slot, Stamp, AUX_MASK, MAX_TIME_MS, WRITING_STALE_MS,
 };
 use super::{window, DoneError, Insert, PaymentView, Segment, SlotId, SlotState, Summary};
 
 /// A correlationId as the two words stored in a slot.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Key([u64; 2]);
+pub(super) struct Key([u64; 2]);
 
 impl Key {
     fn new(id: &Uuid) -> Key {
@@ -45,7 +45,7 @@ impl Key {
         Key([u64::from_ne_bytes(low), u64::from_ne_bytes(high)])
     }
 
-    fn uuid(self) -> Uuid {
+    pub(super) fn uuid(self) -> Uuid {
         let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&self.0[0].to_ne_bytes());
         bytes[8..].copy_from_slice(&self.0[1].to_ne_bytes());
@@ -60,7 +60,7 @@ impl Key {
 
     /// The key stored in `slot`. Relaxed: called after an acquire load of `ctrl` saw the slot
     /// published, and the id never changes while the slot is live in that epoch.
-    fn load(slot: &Slot) -> Key {
+    pub(super) fn load(slot: &Slot) -> Key {
         Key([slot.id[0].load(Ordering::Relaxed), slot.id[1].load(Ordering::Relaxed)])
     }
 }
@@ -100,7 +100,7 @@ impl Segment {
         u64::from(live_of(self.header().epoch_live.load(Ordering::Relaxed)))
     }
 
-    fn current_epoch(&self) -> u32 {
+    pub(super) fn current_epoch(&self) -> u32 {
         // Acquire: pairs with the purge's AcqRel CAS, so the purge's resets of the done range
         // happen before anything this caller does in the new epoch.
         epoch_of_live(self.header().epoch_live.load(Ordering::Acquire))
@@ -129,6 +129,12 @@ impl Segment {
     /// id's probe run (retry later). `now_ms` is stored as the acceptance time and dates the
     /// claim of the slot. Panics if `cents` exceeds [`MAX_CENTS`] (callers validate amounts).
     pub fn insert(&self, id: &Uuid, cents: Cents, now_ms: u64) -> Insert {
+        self.insert_as(id, cents, now_ms, state::QUEUED, 0)
+    }
+
+    /// [`Segment::insert`], publishing the new payment with `ctrl` state `published` and aux
+    /// `aux` (`QUEUED`, or `IN_FLIGHT` with an owner id).
+    pub(super) fn insert_as(&self, id: &Uuid, cents: Cents, now_ms: u64, published: u8, aux: u64) -> Insert {
         assert!(cents <= MAX_CENTS, "payment amount {cents} exceeds MAX_CENTS");
         let key = Key::new(id);
         let slots = self.slots();
@@ -192,11 +198,13 @@ impl Segment {
                 slot.id[0].store(key.0[0], Ordering::Relaxed);
                 slot.id[1].store(key.0[1], Ordering::Relaxed);
                 slot.cents.store(cents, Ordering::Relaxed);
+                // (Stamps of an older epoch would read as unset anyway, see `read_stamp`;
+                // zeroing keeps a reused slot clean.)
                 slot.requested_at[0].store(0, Ordering::Relaxed);
                 slot.requested_at[1].store(0, Ordering::Relaxed);
-                slot.lease_until.store(0, Ordering::Relaxed);
+                slot.spare.store(0, Ordering::Relaxed);
                 slot.accepted_at.store(now_ms, Ordering::Relaxed);
-                let queued = Ctrl::encode(epoch, state::QUEUED, 0);
+                let queued = Ctrl::encode(epoch, published, aux);
                 // Release: publishes the fields above. It fails only if our claim was
                 // reclaimed as abandoned; then probe again, keeping the reservation.
                 if slot
@@ -298,18 +306,24 @@ impl Segment {
             if !ctrl.is_live_in(epoch) {
                 return None;
             }
-            // Relaxed loads, validated by the reload of ctrl below (seqlock read).
+            // Relaxed loads, validated by the reload of ctrl below (seqlock read). A stamp may
+            // be fixed while ctrl stays put; the copy then holds it or not, both true moments.
+            let requested_at = [
+                stamp_time(slot.requested_at[0].load(Ordering::Relaxed), ctrl.epoch),
+                stamp_time(slot.requested_at[1].load(Ordering::Relaxed), ctrl.epoch),
+            ];
             let state = match ctrl.state {
                 state::QUEUED => SlotState::Queued,
                 state::IN_FLIGHT => SlotState::InFlight {
                     owner: ctrl.aux as u16,
-                    lease_until_ms: slot.lease_until.load(Ordering::Relaxed),
+                    owner_heartbeat_ms: self.owner_heartbeat(ctrl.aux as u16),
                 },
                 _ => {
                     let processor = Processor::from_index(ctrl.aux as usize).unwrap_or(Processor::Default);
                     SlotState::Done {
                         processor,
-                        requested_at_ms: slot.requested_at[processor.index()].load(Ordering::Relaxed),
+                        // INDEXING may not have stored it yet: 0 until it does.
+                        requested_at_ms: requested_at[processor.index()].unwrap_or(0),
                     }
                 }
             };
@@ -317,6 +331,7 @@ impl Segment {
                 id: Key::load(slot).uuid(),
                 cents: slot.cents.load(Ordering::Relaxed),
                 accepted_at_ms: slot.accepted_at.load(Ordering::Relaxed),
+                requested_at,
                 state,
             };
             // Acquire fence + relaxed reload: the loads above happen before the check.
@@ -366,8 +381,13 @@ impl Segment {
                 break;
             }
         }
-        // Relaxed: published by the Release store of DONE below.
-        slot.requested_at[p].store(requested_at_ms, Ordering::Relaxed);
+        // Relaxed: published by the Release store of DONE below. An update, not a store: if a
+        // purge and a new insert took the slot meanwhile, the new payment's stamp (a newer
+        // epoch's) is not ours to overwrite.
+        let stamp = pack_stamp(epoch, requested_at_ms);
+        let _ = slot.requested_at[p].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
+            (read_stamp(word, epoch) != Stamp::Newer).then_some(stamp)
+        });
         let cents = slot.cents.load(Ordering::Relaxed);
         let header = self.header();
         // Relaxed: read-modify-writes on hints, ordered after the purge's resets by the
@@ -424,8 +444,8 @@ impl Segment {
                 continue;
             }
             let p = (ctrl.aux & 1) as usize;
-            let at = slot.requested_at[p].load(Ordering::Relaxed);
-            if (lo..=hi).contains(&at) {
+            let at = stamp_time(slot.requested_at[p].load(Ordering::Relaxed), epoch);
+            if at.is_some_and(|at| (lo..=hi).contains(&at)) {
                 summary.add(p, 1, slot.cents.load(Ordering::Relaxed));
             }
         }

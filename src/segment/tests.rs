@@ -10,13 +10,13 @@ use super::*;
 use crate::payment::MAX_CENTS;
 
 /// A 2025 timestamp (ms), so tags and laps look like production.
-const T0: u64 = 1_752_000_000_000;
+pub(super) const T0: u64 = 1_752_000_000_000;
 
 /// splitmix64: a tiny deterministic PRNG.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -25,17 +25,17 @@ impl Rng {
     }
 
     /// Uniform in `0..n` (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
-    fn chance(&mut self, percent: u64) -> bool {
+    pub(super) fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
 }
 
 /// The `n`th test correlationId.
-fn uuid(n: u64) -> Uuid {
+pub(super) fn uuid(n: u64) -> Uuid {
     let mut rng = Rng(n.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x1234_5678);
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&rng.next().to_le_bytes());
@@ -60,7 +60,7 @@ impl Drop for TempPath {
     }
 }
 
-fn inserted(outcome: Insert) -> SlotId {
+pub(super) fn inserted(outcome: Insert) -> SlotId {
     match outcome {
         Insert::Inserted(slot) => slot,
         other => panic!("expected Inserted, got {other:?}"),
@@ -273,6 +273,7 @@ fn insert_get_view_and_dedup() {
             id: uuid(1),
             cents: 1990,
             accepted_at_ms: T0,
+            requested_at: [None, None],
             state: SlotState::Queued
         }
     );
@@ -387,14 +388,13 @@ fn in_flight_slots_decode_and_can_be_done() {
     let segment = Segment::anonymous(1024).unwrap();
     let slot = inserted(segment.insert(&uuid(11), 70, T0));
     let raw = &segment.slots()[slot.0 as usize];
-    raw.lease_until.store(T0 + 5_000, Ordering::Relaxed);
     raw.ctrl
         .store(Ctrl::encode(1, state::IN_FLIGHT, 0xBEEF), Ordering::Release);
     assert_eq!(
         segment.view(slot).unwrap().state,
         SlotState::InFlight {
             owner: 0xBEEF,
-            lease_until_ms: T0 + 5_000
+            owner_heartbeat_ms: None
         }
     );
     assert!(matches!(segment.insert(&uuid(11), 70, T0), Insert::Duplicate(s) if s == slot));
@@ -882,7 +882,7 @@ fn check_quiescent(segment: &Segment) {
             let p = ctrl.aux as usize;
             rows.push((
                 Processor::ALL[p],
-                slot.requested_at[p].load(Ordering::Relaxed),
+                super::layout::stamp_time(slot.requested_at[p].load(Ordering::Relaxed), epoch).expect("stamped"),
                 slot.cents.load(Ordering::Relaxed),
             ));
         }

@@ -1,0 +1,366 @@
+//! Claims: which instance dispatches a payment, adoption of the payments of dead instances,
+//! the `requestedAt` fixed per (payment, processor), and the census for `GET /stats`.
+//!
+//! # Ownership
+//! A payment `IN_FLIGHT` carries its owner's id in `ctrl`. An owner keeps it while its
+//! heartbeat is fresh (`owners.rs`); any instance may take it by CAS from a stale owner (or
+//! from `QUEUED`), and `mark_done` finishes it from any owner. There is no way back to
+//! `QUEUED`: a payment leaves `IN_FLIGHT` only to another owner or to done.
+//!
+//! # The attempt protocol
+//! DESIGN.md: `requestedAt` is fixed per (payment, processor) and reused on every retry there;
+//! after an ambiguous outcome on P the payment must be resolved on P before going elsewhere.
+//! Both rules need an adopter to know every attempt its predecessor may have sent, even when
+//! the predecessor is not dead but stalled, wakes up and sends just as the adopter takes over.
+//! So each processor's `requestedAt` is stamped in the slot *before* a send, and:
+//!
+//! ```text
+//! owner O (begin_attempt)                     adopter A (claim / adopt)
+//! W1: stamp requested_at[P] (SeqCst CAS)      W2: CAS ctrl InFlight{O} → InFlight{A} (SeqCst)
+//! R1: load ctrl (SeqCst); == InFlight{O}?     R2: load requested_at[P] (SeqCst)
+//!     yes → O may send with the stamp             → A knows the attempts made so far
+//! ```
+//!
+//! This is the store-buffer pattern: with weaker orderings both loads could miss the other
+//! side's store (each store still in its core's buffer), O would send and A would not know.
+//! With all four operations SeqCst they sit in one total order S, each side's store before its
+//! load. If R1 saw InFlight{O}, then R1 precedes W2 in S (had W2 come first, R1 would read W2
+//! or a later value, none of which is InFlight{O} while O runs this call), so
+//! W1 < R1 < W2 < R2 and R2 reads W1's stamp or a later write; a stamp is fixed once per epoch
+//! (only `mark_done` rewrites it, and then A's claim fails), so R2 reads W1's value. If O
+//! found the stamp already set (its SeqCst load or failed CAS read an earlier SeqCst stamp X),
+//! X < W1 in S and the same chain shows A that stamp. Either O sees it lost the payment and
+//! does not send, or A sees the stamp: never neither. (Both may see each other: A then
+//! resolves the attempt on P with the same `requestedAt`, and a second delivery is answered
+//! `422`, which DESIGN.md counts as done.) On x86 every CAS is a full barrier anyway; the
+//! SeqCst orderings are what makes the argument hold on weaker machines (ARM) too.
+//!
+//! Every other ordering here is Acquire/Release as in `table.rs`: the fields of a payment are
+//! published by the insert's Release CAS of `ctrl`, and a claim, being a read-modify-write of
+//! `ctrl`, acquires them.
+//!
+//! Stamps carry the low bits of the payment's epoch (`layout::pack_stamp`): an owner still
+//! working on a purged payment stamps before it learns so, and its stamp must read as unset
+//! for the next payment of the slot.
+//!
+//! # Crashes
+//! - After a claim (or `insert_claimed`): the payment stays `IN_FLIGHT` for a dead owner and is
+//!   adopted once its heartbeat is `stale_ms` old (at once after `unregister_owner`).
+//! - After a stamp, before or after the send: the adopter sees the stamp in
+//!   [`Claimed::requested_at`] and must treat P as possibly attempted (resolve there, same
+//!   `requestedAt`). A stamp whose send never happened only makes the adopter ask P first.
+//! - In `adopt` between two claims: the payments claimed so far are that owner's, adopted
+//!   again when it is stale.
+
+use std::fmt;
+use std::sync::atomic::{fence, Ordering};
+
+use crate::payment::{Cents, Processor, Uuid};
+
+use super::layout::{pack_stamp, read_stamp, stamp_time, state, Ctrl, Slot, Stamp, MAX_TIME_MS};
+use super::table::Key;
+use super::{Insert, OwnerId, Segment, SlotId};
+
+/// A payment as its new owner receives it from [`Segment::claim`] or [`Segment::adopt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// The correlationId.
+    pub id: Uuid,
+    /// Amount in cents.
+    pub cents: Cents,
+    /// When it was accepted (ms).
+    pub accepted_at_ms: u64,
+    /// The `requestedAt` (ms) already fixed per processor by anyone's attempts, indexed by
+    /// [`Processor::index`]: `Some` means that processor may have received the payment, and a
+    /// new attempt there must reuse this time.
+    pub requested_at: [Option<u64>; 2],
+}
+
+/// Why [`Segment::claim`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimError {
+    /// The slot holds no payment of the current epoch (empty, being written, purged, out of
+    /// range).
+    NotLive,
+    /// The payment is done (or being marked done).
+    AlreadyDone,
+    /// Another instance owns it and its heartbeat is fresh.
+    OwnedByLive,
+}
+
+impl fmt::Display for ClaimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClaimError::NotLive => "the slot holds no live payment of the current epoch",
+            ClaimError::AlreadyDone => "the payment is already done",
+            ClaimError::OwnedByLive => "another live instance owns the payment",
+        })
+    }
+}
+
+impl std::error::Error for ClaimError {}
+
+/// Why [`Segment::begin_attempt`] refused: the caller must not send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptError {
+    /// The payment is queued or owned by another instance (it was adopted).
+    NotOwner,
+    /// The payment is done (or being marked done).
+    AlreadyDone,
+    /// The slot holds no payment of the current epoch (purged, or out of range).
+    NotLive,
+}
+
+impl fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttemptError::NotOwner => "the payment is not owned by this instance any more",
+            AttemptError::AlreadyDone => "the payment is already done",
+            AttemptError::NotLive => "the slot holds no live payment of the current epoch",
+        })
+    }
+}
+
+impl std::error::Error for AttemptError {}
+
+/// Counts of the current epoch's payments, for `GET /stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Accepted, owned by nobody.
+    pub queued: u64,
+    /// Owned by an instance (live or not), not done.
+    pub in_flight: u64,
+    /// Done (or being marked done), per processor by [`Processor::index`].
+    pub done: [u64; 2],
+    /// The oldest acceptance time (ms) among the queued and in-flight payments.
+    pub oldest_pending_accepted_ms: Option<u64>,
+}
+
+/// The error of an attempt whose payment's `ctrl` reads `word` and is not ours.
+fn attempt_error(word: u64, epoch: u32) -> AttemptError {
+    let ctrl = Ctrl::decode(word);
+    if ctrl.epoch != epoch {
+        return AttemptError::NotLive;
+    }
+    match ctrl.state {
+        state::QUEUED | state::IN_FLIGHT => AttemptError::NotOwner,
+        state::INDEXING | state::DONE => AttemptError::AlreadyDone,
+        _ => AttemptError::NotLive,
+    }
+}
+
+impl Segment {
+    /// Like [`Segment::insert`], but publishes the new payment directly as owned by `owner`
+    /// (the accepting instance dispatches what it accepted, saving a claim). A duplicate
+    /// returns [`Insert::Duplicate`] and changes nothing, whatever the state of the live one.
+    pub fn insert_claimed(&self, id: &Uuid, cents: Cents, now_ms: u64, owner: OwnerId) -> Insert {
+        self.insert_as(id, cents, now_ms, state::IN_FLIGHT, u64::from(owner.0))
+    }
+
+    /// Claims the payment in `slot` for `owner`: from `QUEUED`, or from an owner that is stale
+    /// at `now_ms` per [`Segment::owner_is_stale`]. Already owned by `owner`: `Ok` too.
+    ///
+    /// Returns the payment with the attempts already stamped by anyone, or
+    /// [`ClaimError::NotLive`], [`ClaimError::AlreadyDone`], [`ClaimError::OwnedByLive`].
+    pub fn claim(&self, slot: SlotId, owner: OwnerId, now_ms: u64, stale_ms: u64) -> Result<Claimed, ClaimError> {
+        let raw = self.slots().get(slot.0 as usize).ok_or(ClaimError::NotLive)?;
+        let epoch = self.current_epoch();
+        loop {
+            // Acquire: pairs with the Release publish of the payment (fields read below).
+            let word = raw.ctrl.load(Ordering::Acquire);
+            let ctrl = Ctrl::decode(word);
+            if ctrl.epoch != epoch {
+                return Err(ClaimError::NotLive);
+            }
+            match ctrl.state {
+                state::QUEUED => {}
+                state::IN_FLIGHT if ctrl.aux == u32::from(owner.0) => {
+                    return self.claimed(raw, epoch).ok_or(ClaimError::NotLive);
+                }
+                state::IN_FLIGHT if self.owner_is_stale(OwnerId(ctrl.aux as u16), now_ms, stale_ms) => {}
+                state::IN_FLIGHT => return Err(ClaimError::OwnedByLive),
+                state::INDEXING | state::DONE => return Err(ClaimError::AlreadyDone),
+                _ => return Err(ClaimError::NotLive), // EMPTY, WRITING (never published yet)
+            }
+            if self.take(raw, word, epoch, owner) {
+                return self.claimed(raw, epoch).ok_or(ClaimError::NotLive);
+            }
+            // The slot moved (claimed, done, purged and reused): decide again.
+        }
+    }
+
+    /// Scans at most `budget` slots from `cursor` (wrapping) for payments that need an owner:
+    /// `QUEUED` and accepted at least `min_age_ms` before `now_ms`, or `IN_FLIGHT` with an
+    /// owner stale at `now_ms`. Claims each for `owner` and pushes it to `out`; returns the
+    /// cursor where the next scan should start.
+    ///
+    /// Costs one Acquire load of `ctrl` (a plain load on x86) per slot that needs nothing, and
+    /// one owner lookup per in-flight slot of another owner (remembered for a run of slots of
+    /// the same owner). A slot that moves while it is looked at is left for the next pass.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adopt(
+        &self,
+        owner: OwnerId,
+        now_ms: u64,
+        stale_ms: u64,
+        min_age_ms: u64,
+        cursor: u32,
+        budget: u32,
+        out: &mut Vec<(SlotId, Claimed)>,
+    ) -> u32 {
+        let slots = self.slots();
+        let mask = self.capacity - 1;
+        let epoch = self.current_epoch();
+        let mine = u32::from(owner.0);
+        // The last other owner looked up, and whether it was stale.
+        let mut known: Option<(u32, bool)> = None;
+        let mut index = cursor & mask;
+        for _ in 0..budget.min(self.capacity) {
+            let raw = &slots[index as usize];
+            let here = SlotId(index);
+            index = (index + 1) & mask;
+            // Acquire: pairs with the Release publish, so accepted_at below is the payment's.
+            let word = raw.ctrl.load(Ordering::Acquire);
+            let ctrl = Ctrl::decode(word);
+            if ctrl.epoch != epoch {
+                continue;
+            }
+            let wanted = match ctrl.state {
+                // Relaxed: published with the payment (Acquire above); if the slot is reused
+                // meanwhile, the CAS from `word` fails.
+                state::QUEUED => now_ms.saturating_sub(raw.accepted_at.load(Ordering::Relaxed)) >= min_age_ms,
+                state::IN_FLIGHT if ctrl.aux != mine => match known {
+                    Some((other, stale)) if other == ctrl.aux => stale,
+                    _ => {
+                        let stale = self.owner_is_stale(OwnerId(ctrl.aux as u16), now_ms, stale_ms);
+                        known = Some((ctrl.aux, stale));
+                        stale
+                    }
+                },
+                _ => false,
+            };
+            if wanted && self.take(raw, word, epoch, owner) {
+                if let Some(claimed) = self.claimed(raw, epoch) {
+                    out.push((here, claimed));
+                }
+            }
+        }
+        index
+    }
+
+    /// Moves `raw` from `ctrl` = `word` to owned by `owner`; false when the slot moved.
+    fn take(&self, raw: &Slot, word: u64, epoch: u32, owner: OwnerId) -> bool {
+        let mine = Ctrl::encode(epoch, state::IN_FLIGHT, u64::from(owner.0));
+        // SeqCst: W2 of the attempt protocol (module doc); it also acquires the payment's
+        // publish, as a read-modify-write continuing the insert's release sequence.
+        raw.ctrl
+            .compare_exchange(word, mine, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The payment of a slot just claimed (or owned) in `epoch`; `None` when a purge and a new
+    /// insert reused the slot while it was read.
+    fn claimed(&self, raw: &Slot, epoch: u32) -> Option<Claimed> {
+        // Relaxed: the claim acquired the publish, and these never change while the slot is
+        // live in `epoch` (checked below).
+        let id = Key::load(raw).uuid();
+        let cents = raw.cents.load(Ordering::Relaxed);
+        let accepted_at_ms = raw.accepted_at.load(Ordering::Relaxed);
+        // SeqCst: R2 of the attempt protocol (module doc), after the claim in the total order.
+        let requested_at = [
+            stamp_time(raw.requested_at[0].load(Ordering::SeqCst), epoch),
+            stamp_time(raw.requested_at[1].load(Ordering::SeqCst), epoch),
+        ];
+        // Acquire fence + relaxed reload: the loads above happen before the check.
+        fence(Ordering::Acquire);
+        let now = Ctrl::decode(raw.ctrl.load(Ordering::Relaxed));
+        (now.epoch == epoch).then_some(Claimed {
+            id,
+            cents,
+            accepted_at_ms,
+            requested_at,
+        })
+    }
+
+    /// Before sending the payment in `slot` to `processor`: fixes its `requestedAt` there to
+    /// `requested_at_ms` if no attempt fixed it yet, and returns the `requestedAt` to send —
+    /// the one fixed by an earlier attempt (ours or a previous owner's) if any. Times beyond
+    /// [`MAX_TIME_MS`] are clamped to it.
+    ///
+    /// `Ok` only if `owner` still owns the payment *after* the stamp (module doc): then the
+    /// caller may send, and any later adopter sees the stamp. [`AttemptError::NotOwner`] when
+    /// it is queued or owned by another instance, [`AttemptError::AlreadyDone`],
+    /// [`AttemptError::NotLive`] when purged: do not send.
+    pub fn begin_attempt(
+        &self,
+        slot: SlotId,
+        owner: OwnerId,
+        processor: Processor,
+        requested_at_ms: u64,
+    ) -> Result<u64, AttemptError> {
+        let raw = self.slots().get(slot.0 as usize).ok_or(AttemptError::NotLive)?;
+        let epoch = self.current_epoch();
+        let mine = Ctrl::encode(epoch, state::IN_FLIGHT, u64::from(owner.0));
+        // Acquire: a cheap early refusal, so a payment lost long ago gets no stamp; the
+        // decisive check is the SeqCst load after the stamp.
+        let before = raw.ctrl.load(Ordering::Acquire);
+        if before != mine {
+            return Err(attempt_error(before, epoch));
+        }
+        let stamp = &raw.requested_at[processor.index()];
+        let wanted = pack_stamp(epoch, requested_at_ms.min(MAX_TIME_MS));
+        // SeqCst: W1 of the attempt protocol (module doc), loads and CAS alike.
+        let mut current = stamp.load(Ordering::SeqCst);
+        let fixed = loop {
+            match read_stamp(current, epoch) {
+                Stamp::Fixed(at_ms) => break at_ms,
+                Stamp::Newer => return Err(AttemptError::NotLive),
+                Stamp::Unset => {
+                    // SeqCst: W1 (module doc). Fails only if another attempt fixed it first.
+                    match stamp.compare_exchange(current, wanted, Ordering::SeqCst, Ordering::SeqCst) {
+                        Ok(_) => break requested_at_ms.min(MAX_TIME_MS),
+                        Err(actual) => current = actual,
+                    }
+                }
+            }
+        };
+        // SeqCst: R1 of the attempt protocol (module doc).
+        let after = raw.ctrl.load(Ordering::SeqCst);
+        if after == mine {
+            Ok(fixed)
+        } else {
+            Err(attempt_error(after, epoch))
+        }
+    }
+
+    /// Counts the current epoch's payments by state, by reading every slot (one cache line
+    /// each: call it on demand, not per request).
+    pub fn census(&self) -> Census {
+        let epoch = self.current_epoch();
+        let mut census = Census::default();
+        for slot in self.slots() {
+            // Acquire: pairs with the Release publish, so accepted_at is the payment's.
+            let ctrl = Ctrl::decode(slot.ctrl.load(Ordering::Acquire));
+            if ctrl.epoch != epoch {
+                continue;
+            }
+            match ctrl.state {
+                state::QUEUED => census.queued += 1,
+                state::IN_FLIGHT => census.in_flight += 1,
+                state::INDEXING | state::DONE => {
+                    census.done[(ctrl.aux & 1) as usize] += 1;
+                    continue;
+                }
+                _ => continue,
+            }
+            // Relaxed: published with the payment (Acquire above).
+            let accepted = slot.accepted_at.load(Ordering::Relaxed);
+            census.oldest_pending_accepted_ms = Some(
+                census
+                    .oldest_pending_accepted_ms
+                    .map_or(accepted, |oldest| oldest.min(accepted)),
+            );
+        }
+        census
+    }
+}
