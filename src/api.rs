@@ -1,9 +1,13 @@
-//! The routes of SPEC §2: decode and validate each request, act on the shared segment, and
-//! encode the answer. Answers are appended to the connection's output buffer; only a payment
-//! whose slot is being written by another process at that instant is answered later.
+//! The routes of SPEC §2 (and `GET /stats`): decode and validate each request, act on the
+//! shared segment and the pipeline, and encode the answer. Answers are appended to the
+//! connection's output buffer; only a payment whose slot is being written by another process
+//! at that instant is answered later.
+
+use mio::Token;
 
 use crate::http::{response, Method, Request, Status};
 use crate::payment::{parse_payment, write_amount, Cents, Processor, Uuid};
+use crate::pipeline::Pipeline;
 use crate::reactor::{ConnRef, Cx, Reply, Service};
 use crate::segment::{Insert, Segment, Summary};
 use crate::window::parse_window;
@@ -21,18 +25,28 @@ struct Retry {
 /// The backend's request handler.
 pub struct Api {
     segment: Segment,
+    pipeline: Pipeline,
+    server_id: String,
     retries: Vec<Option<Retry>>,
     body: Vec<u8>,
 }
 
 impl Api {
-    /// Serves requests from `segment`.
-    pub fn new(segment: Segment) -> Api {
+    /// Serves requests from `segment`, handing accepted payments to `pipeline` (whose
+    /// dispatcher works on the same segment).
+    pub fn new(segment: Segment, pipeline: Pipeline, server_id: String) -> Api {
         Api {
             segment,
+            pipeline,
+            server_id,
             retries: Vec::new(),
-            body: Vec::with_capacity(256),
+            body: Vec::with_capacity(1024),
         }
+    }
+
+    /// The pipeline (for shutdown).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 
     /// The segment this handler writes to.
@@ -60,8 +74,13 @@ impl Api {
     /// retry timer is then armed).
     fn insert(&mut self, cx: &mut Cx<'_>, conn: ConnRef, id: Uuid, cents: Cents) -> Option<fn(&mut Vec<u8>)> {
         let at = cx.now.wall_ms.max(0) as u64;
-        match self.segment.insert(&id, cents, at) {
-            Insert::Inserted(_) | Insert::Duplicate(_) => Some(|out| out.extend_from_slice(response::ACCEPTED)),
+        let owner = self.pipeline.dispatcher().owner();
+        match self.segment.insert_claimed(&id, cents, at, owner) {
+            Insert::Inserted(slot) => {
+                self.pipeline.accepted(cx.now, slot, id, cents);
+                Some(|out| out.extend_from_slice(response::ACCEPTED))
+            }
+            Insert::Duplicate(_) => Some(|out| out.extend_from_slice(response::ACCEPTED)),
             Insert::Full => Some(|out| {
                 response::error(
                     out,
@@ -97,6 +116,44 @@ impl Api {
         response::json(out, Status::OK, &self.body, false);
         Reply::Now
     }
+
+    /// `GET /stats`: this instance's pipeline and the whole segment. The segment part is a
+    /// full scan of the table (a few ms at the default capacity): a diagnostic, not a hot path.
+    fn stats(&mut self, cx: &Cx<'_>, out: &mut Vec<u8>) -> Reply {
+        let now_ms = cx.now.wall_ms.max(0) as u64;
+        let census = self.segment.census();
+        let mut n = itoa::Buffer::new();
+        let b = &mut self.body;
+        b.clear();
+        b.extend_from_slice(b"{\"server\":\"");
+        b.extend(
+            self.server_id
+                .bytes()
+                .filter(|c| c.is_ascii_graphic() && *c != b'"' && *c != b'\\'),
+        );
+        b.extend_from_slice(b"\",\"owner\":");
+        b.extend_from_slice(n.format(self.pipeline.dispatcher().owner().0).as_bytes());
+        b.extend_from_slice(b",\"segment\":{\"live\":");
+        b.extend_from_slice(n.format(self.segment.live_count()).as_bytes());
+        b.extend_from_slice(b",\"queued\":");
+        b.extend_from_slice(n.format(census.queued).as_bytes());
+        b.extend_from_slice(b",\"inFlight\":");
+        b.extend_from_slice(n.format(census.in_flight).as_bytes());
+        b.extend_from_slice(b",\"doneDefault\":");
+        b.extend_from_slice(n.format(census.done[0]).as_bytes());
+        b.extend_from_slice(b",\"doneFallback\":");
+        b.extend_from_slice(n.format(census.done[1]).as_bytes());
+        b.extend_from_slice(b",\"oldestPendingAgeMs\":");
+        let age = census
+            .oldest_pending_accepted_ms
+            .map_or(0, |at| now_ms.saturating_sub(at));
+        b.extend_from_slice(n.format(age).as_bytes());
+        b.extend_from_slice(b"},\"pipeline\":");
+        self.pipeline.dispatcher().stats().write_json(now_ms, b);
+        b.push(b'}');
+        response::json(out, Status::OK, &self.body, false);
+        Reply::Now
+    }
 }
 
 impl Service for Api {
@@ -104,15 +161,28 @@ impl Service for Api {
         match (req.path, req.method) {
             (b"/payments", Method::Post) => self.post_payment(cx, conn, req.body, out),
             (b"/payments-summary", Method::Get) => self.summary(req.query, out),
+            (b"/stats", Method::Get) => self.stats(cx, out),
             (b"/purge-payments", Method::Post) => {
                 self.segment.purge();
                 response::json(out, Status::OK, br#"{"message":"All payments purged."}"#, false);
                 Reply::Now
             }
             (b"/payments", _) | (b"/purge-payments", _) => not_allowed(out, "POST"),
-            (b"/payments-summary", _) => not_allowed(out, "GET"),
+            (b"/payments-summary", _) | (b"/stats", _) => not_allowed(out, "GET"),
             _ => not_found(out),
         }
+    }
+
+    fn io_event(&mut self, cx: &mut Cx<'_>, token: Token, readable: bool, writable: bool) {
+        self.pipeline.io_event(cx.registry(), cx.now, token, readable, writable);
+    }
+
+    fn before_sleep(&mut self, cx: &mut Cx<'_>) {
+        self.pipeline.turn(cx.registry(), cx.now);
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        Some(self.pipeline.next_deadline())
     }
 
     fn timer(&mut self, cx: &mut Cx<'_>, key: u64) {
@@ -162,7 +232,7 @@ fn not_found(out: &mut Vec<u8>) -> Reply {
     response::error(
         out,
         Status::NOT_FOUND,
-        "no such path; try POST /payments, GET /payments-summary or POST /purge-payments",
+        "no such path; try POST /payments, GET /payments-summary, POST /purge-payments or GET /stats",
         false,
     );
     Reply::Now

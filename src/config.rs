@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::dispatch::Policy;
 use crate::reactor::ListenAddr;
 use crate::segment::DEFAULT_CAPACITY;
 use crate::server::ConnLimits;
@@ -33,11 +34,21 @@ Configuration is read from the environment:
   MAX_CONNECTIONS                 client connections served at once; more are closed at accept
                                   (default 4096)
 
+Pipeline and routing:
+  PROCESSOR_POOL_SIZE             keep-alive connections per processor from this instance, and
+                                  so its most payments in flight there (default 64)
+  CONNECT_TIMEOUT_MS              give up a connection attempt to a processor (default 1000)
+  FEE_DEFAULT, FEE_FALLBACK       the processors' fees as fractions (default 0.05 and 0.15)
+  EXPECTED_REMAINING_MS           how much longer a run is expected to last at any moment; a
+                                  payment waits for default up to (fee gap x this) before it
+                                  may go to fallback (default 120000, i.e. 12 s at 5%/15%)
+  PROBE_INTERVAL_MS               spacing of single probes to a failing processor (default 500)
+
 Signals: SIGTERM or SIGINT close the listeners (removing unix socket files) and exit 0.
 ";
 
 /// Everything the backend binary needs to start.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Addresses to listen on.
     pub listen: Vec<ListenAddr>,
@@ -55,6 +66,12 @@ pub struct Config {
     pub limits: ConnLimits,
     /// Most client connections at once.
     pub max_connections: usize,
+    /// Connections per processor (also the in-flight limit per processor).
+    pub pool_size: usize,
+    /// Connect timeout to a processor.
+    pub connect_timeout_ms: u64,
+    /// The routing policy.
+    pub policy: Policy,
 }
 
 /// A variable that could not be used, with the reason.
@@ -108,6 +125,23 @@ impl Config {
             "http://127.0.0.1:8002",
         )?;
         let defaults = ConnLimits::default();
+        let pool_size = number("PROCESSOR_POOL_SIZE", var("PROCESSOR_POOL_SIZE"), 64, 1)? as usize;
+        let base = Policy::default();
+        let policy = Policy {
+            fees: [
+                fraction("FEE_DEFAULT", var("FEE_DEFAULT"), base.fees[0])?,
+                fraction("FEE_FALLBACK", var("FEE_FALLBACK"), base.fees[1])?,
+            ],
+            expected_remaining_ms: number(
+                "EXPECTED_REMAINING_MS",
+                var("EXPECTED_REMAINING_MS"),
+                base.expected_remaining_ms,
+                0,
+            )?,
+            in_flight_limit: [pool_size, pool_size],
+            probe_interval_ms: number("PROBE_INTERVAL_MS", var("PROBE_INTERVAL_MS"), base.probe_interval_ms, 1)?,
+            ..base
+        };
         Ok(Config {
             listen,
             shared_memory_path: var("SHARED_MEMORY_PATH")
@@ -127,6 +161,9 @@ impl Config {
                 )?,
             },
             max_connections: number("MAX_CONNECTIONS", var("MAX_CONNECTIONS"), 4096, 1)? as usize,
+            pool_size,
+            connect_timeout_ms: number("CONNECT_TIMEOUT_MS", var("CONNECT_TIMEOUT_MS"), 1_000, 1)?,
+            policy,
         })
     }
 }
@@ -186,6 +223,19 @@ fn number(var: &'static str, value: Option<String>, default: u64, min: u64) -> R
     }
 }
 
+fn fraction(var: &'static str, value: Option<String>, default: f64) -> Result<f64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<f64>() {
+            Ok(x) if (0.0..1.0).contains(&x) => Ok(x),
+            _ => Err(ConfigError {
+                var,
+                reason: format!("{v:?} is not a fraction in [0, 1), e.g. 0.05"),
+            }),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +256,8 @@ mod tests {
         assert_eq!(c.processor_fallback, "http://127.0.0.1:8002");
         assert_eq!(c.limits, ConnLimits::default());
         assert!(c.server_id.starts_with("payrelay-"));
+        assert_eq!(c.pool_size, 64);
+        assert_eq!(c.policy, Policy::default());
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //! - [`time`]: ISO-8601 ⇄ milliseconds without a date library.
 //! - [`window`]: the summary query string → an inclusive millisecond window.
 //! - [`segment`]: the shared payment table (mmap, atomics, time index, purge).
+//! - [`dispatch`]: the dispatcher: claims, routing, retries, exactly once; sans I/O.
+//! - [`pipeline`]: performs the dispatcher's actions with the upstream pools.
+//! - [`processor_api`]: the processors' wire format as we call it (requests, answers, URLs).
+//! - [`upstream`]: pools of keep-alive connections to the processors, on the reactor.
 //! - [`sim`]: the payment processor simulator's logic, sans I/O (issue 3).
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -22,8 +26,11 @@
 pub mod api;
 pub mod buf;
 pub mod config;
+pub mod dispatch;
 pub mod http;
 pub mod payment;
+pub mod pipeline;
+pub mod processor_api;
 pub mod reactor;
 pub mod segment;
 pub mod server;
@@ -31,4 +38,5 @@ pub mod sim;
 pub mod sys;
 pub mod time;
 pub mod timer;
+pub mod upstream;
 pub mod window;

@@ -4,8 +4,12 @@ use std::process::ExitCode;
 
 use payrelay::api::Api;
 use payrelay::config::{Config, HELP};
-use payrelay::reactor::Reactor;
+use payrelay::dispatch::{Dispatcher, OWNER_STALE_MS};
+use payrelay::pipeline::Pipeline;
+use payrelay::reactor::{Reactor, SERVICE_TOKEN_BASE};
 use payrelay::segment::Segment;
+use payrelay::timer::Clock;
+use payrelay::upstream::{Upstream, UpstreamConfig};
 
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
@@ -37,7 +41,31 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let reactor = match Reactor::bind(&config.listen, config.limits, config.max_connections, Api::new(segment)) {
+    let now_ms = Clock::new().now().wall_ms.max(0) as u64;
+    let Some(owner) = segment.register_owner(now_ms, OWNER_STALE_MS) else {
+        eprintln!(
+            "payrelay: every owner entry of {} is held by a live instance",
+            config.shared_memory_path.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    let upstream = match Upstream::new(
+        UpstreamConfig {
+            urls: [config.processor_default.clone(), config.processor_fallback.clone()],
+            pool_size: [config.pool_size, config.pool_size],
+            connect_timeout_ms: config.connect_timeout_ms,
+        },
+        SERVICE_TOKEN_BASE,
+    ) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("payrelay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dispatcher = Dispatcher::new(segment.attach_again(), owner, config.policy);
+    let api = Api::new(segment, Pipeline::new(dispatcher, upstream), config.server_id.clone());
+    let reactor = match Reactor::bind(&config.listen, config.limits, config.max_connections, api) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("payrelay: {e}");
@@ -52,7 +80,9 @@ fn main() -> ExitCode {
         config.shared_memory_path.display()
     );
     match reactor.run() {
-        Ok(_) => {
+        Ok(api) => {
+            // Payments still owned become adoptable by the other instances at once.
+            api.pipeline().dispatcher().segment().unregister_owner(owner);
             eprintln!("payrelay {}: stopped", config.server_id);
             ExitCode::SUCCESS
         }

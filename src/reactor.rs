@@ -114,6 +114,12 @@ impl Drop for Listener {
     }
 }
 
+/// Whether an event calls for a read: data, the peer's end of stream, or an error (a read
+/// then reports the error, so a bare EPOLLERR is never dropped on the floor).
+fn readable(event: &mio::event::Event) -> bool {
+    event.is_readable() || event.is_read_closed() || event.is_error()
+}
+
 fn remove_stale_socket(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::symlink_metadata(path) {
@@ -188,6 +194,12 @@ pub trait Service {
 
     /// Once per loop turn, after events and timers, before sleeping.
     fn before_sleep(&mut self, _cx: &mut Cx<'_>) {}
+
+    /// The monotonic instant by which [`Service::before_sleep`] must run again even if no
+    /// event arrives (the poll sleeps no longer than that). `None`: no such need.
+    fn next_deadline(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Client connections by index, each stored with its generation; freed indices are reused.
@@ -368,11 +380,14 @@ impl<S: Service> Reactor<S> {
         let mut now = self.clock.now();
         self.next_sweep_ms = now.mono_ms + SWEEP_EVERY_MS;
         loop {
-            let timeout = self
+            let mut wake = self
                 .timers
                 .next_deadline()
-                .map_or(self.next_sweep_ms, |d| d.min(self.next_sweep_ms))
-                .saturating_sub(now.mono_ms);
+                .map_or(self.next_sweep_ms, |d| d.min(self.next_sweep_ms));
+            if let Some(d) = self.service.next_deadline() {
+                wake = wake.min(d);
+            }
+            let timeout = wake.saturating_sub(now.mono_ms);
             match self.poll.poll(&mut events, Some(Duration::from_millis(timeout))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -390,12 +405,9 @@ impl<S: Service> Reactor<S> {
                         }
                     }
                     Token(t) if (LISTENER_BASE..CONN_BASE).contains(&t) => self.accept(t - LISTENER_BASE, now),
-                    Token(t) if (CONN_BASE..SERVICE_TOKEN_BASE).contains(&t) => self.conn_event(
-                        t - CONN_BASE,
-                        now,
-                        event.is_readable() || event.is_read_closed(),
-                        event.is_writable(),
-                    ),
+                    Token(t) if (CONN_BASE..SERVICE_TOKEN_BASE).contains(&t) => {
+                        self.conn_event(t - CONN_BASE, now, readable(event), event.is_writable())
+                    }
                     token => {
                         let mut cx = Cx {
                             now,
@@ -403,12 +415,8 @@ impl<S: Service> Reactor<S> {
                             conns: &mut self.conns,
                             registry: self.poll.registry(),
                         };
-                        self.service.io_event(
-                            &mut cx,
-                            token,
-                            event.is_readable() || event.is_read_closed(),
-                            event.is_writable(),
-                        );
+                        self.service
+                            .io_event(&mut cx, token, readable(event), event.is_writable());
                     }
                 }
             }

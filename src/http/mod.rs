@@ -1,6 +1,7 @@
 //! HTTP/1.1 as this service speaks it: request framing over `httparse` ([`request`]) and
 //! responses written from preformatted bytes ([`response`]).
 
+pub mod client;
 pub mod request;
 pub mod response;
 

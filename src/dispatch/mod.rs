@@ -1,0 +1,706 @@
+//! The dispatcher: takes the payments this instance owns to a processor, exactly once, as a
+//! state machine without I/O (DESIGN.md "The payment pipeline").
+//!
+//! It owns no socket and reads no clock. Inputs: a payment accepted ([`Dispatcher::accepted`]),
+//! a request's outcome ([`Dispatcher::completed`]), and the passing of time
+//! ([`Dispatcher::tick`]), each with `now`. Outputs: [`Action`]s pulled with
+//! [`Dispatcher::poll_action`] — send this call to that processor, or give up on a request —
+//! and the next instant it wants to be ticked ([`Dispatcher::next_deadline`]). The reactor
+//! performs the actions; the deterministic simulation performs them against simulated
+//! processors on a virtual clock.
+//!
+//! # Where a payment waits
+//! - `fresh`: no unresolved attempt anywhere; routed by the [`Policy`], oldest first.
+//! - `pinned[p]`: an attempt on `p` may have landed (timeout, connection lost after writing).
+//!   DESIGN.md: it must be resolved on `p` before it may go anywhere else — by a retry on `p`
+//!   with the same `requestedAt` (200 or 422 settle it), or by `GET /payments/{id}` on `p`
+//!   (found settles it; not found settles it only once `p` has certainly finished with every
+//!   earlier attempt, see [`Dispatcher::quarantine_ms`]).
+//! - `delayed`: waiting out a backoff before returning to one of the above.
+//! - in flight: a request is on its way; at most one per payment.
+//!
+//! # Exactly once
+//! `requestedAt` is fixed per (payment, processor) in the segment ([`Segment::begin_attempt`])
+//! and reused on every retry there, so a 422 after our own earlier attempt means that attempt
+//! landed with that `requestedAt`. Ownership is checked by the segment at each attempt, so an
+//! instance that lost a payment to an adopter (it was believed dead) stops touching it.
+
+pub mod policy;
+mod stats;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use crate::payment::{Cents, Processor, Uuid};
+use crate::segment::{AttemptError, Claimed, HealthReport, OwnerId, Segment, SlotId};
+use crate::timer::Now;
+use crate::upstream::{Call, Completion, Outcome, RequestId};
+
+pub use policy::{Health, Policy, Route};
+pub use stats::{DispatchStats, ProcessorStats};
+
+/// Heartbeat period of this instance in the segment.
+const HEARTBEAT_EVERY_MS: u64 = 100;
+/// An instance whose heartbeat is older than this is dead: its payments may be adopted.
+pub const OWNER_STALE_MS: u64 = 3_000;
+/// Period and size of the orphan scan (a full default-size table every ~6 s).
+const ADOPT_EVERY_MS: u64 = 100;
+const ADOPT_BUDGET: u32 = 8_192;
+/// Queued-but-unowned payments younger than this are left to the instance that accepted them.
+const ADOPT_MIN_AGE_MS: u64 = 2_000;
+/// Deployment-wide spacing of health calls to one processor: its limit is one per 5 s window,
+/// and calls at least 5 s apart can never share a window.
+const HEALTH_INTERVAL_MS: u64 = 5_050;
+/// A health answer not received within this long is given up (the slot is not retried early).
+const HEALTH_TIMEOUT_MS: u64 = 3_000;
+/// Lookups (`GET /payments/{id}`) in flight per processor.
+const LOOKUP_LIMIT: usize = 4;
+/// Weight of a new latency sample in the moving average (1/8).
+const LATENCY_SHIFT: u32 = 3;
+
+/// What the reactor must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Perform `call` on `processor`; report its outcome with `request`.
+    Send {
+        /// Identifies the outcome to [`Dispatcher::completed`].
+        request: RequestId,
+        /// Where to send it.
+        processor: Processor,
+        /// What to send.
+        call: Call,
+    },
+    /// Stop waiting for `request` and close its connection: nothing will be matched to it any
+    /// more (the dispatcher already treats it as ambiguous).
+    Cancel {
+        /// The abandoned request.
+        request: RequestId,
+    },
+}
+
+/// A payment this instance owns and has not settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pending {
+    slot: SlotId,
+    id: Uuid,
+    cents: Cents,
+    accepted_at_ms: u64,
+    /// Refusals so far (drives the backoff).
+    retries: u32,
+    /// Wall time of the last attempt that may have landed on the processor it is pinned to.
+    ambiguous_since_ms: u64,
+}
+
+/// Where a delayed payment returns when its backoff ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    Fresh,
+    Pinned(Processor),
+}
+
+/// One `POST /payments` of `pending` with `requested_at_ms`; `pinned` when it resolves an
+/// earlier ambiguous attempt on the same processor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Attempt {
+    pending: Pending,
+    requested_at_ms: u64,
+    pinned: bool,
+}
+
+/// What a request in flight was for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// `POST /payments`.
+    Payment(Attempt),
+    /// `GET /payments/{id}` resolving `pending` (pinned to the processor).
+    Lookup { pending: Pending },
+    /// `GET /payments/service-health`.
+    Health,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Flight {
+    processor: Processor,
+    purpose: Purpose,
+    sent_mono_ms: u64,
+    give_up_mono_ms: u64,
+}
+
+/// What this instance believes about one processor.
+#[derive(Clone, Copy, Debug)]
+struct ProcessorState {
+    health: Health,
+    /// Wall time of the newest observation that set `health` (ours or a shared health poll).
+    observed_at_ms: u64,
+    next_probe_mono_ms: u64,
+    /// Moving average of answer times (ms).
+    latency_ms: u64,
+    /// The delay the processor announced in its last health answer.
+    announced_delay_ms: u64,
+    in_flight: usize,
+    lookups: usize,
+}
+
+impl ProcessorState {
+    fn new() -> ProcessorState {
+        ProcessorState {
+            health: Health::Unknown,
+            observed_at_ms: 0,
+            next_probe_mono_ms: 0,
+            latency_ms: 0,
+            announced_delay_ms: 0,
+            in_flight: 0,
+            lookups: 0,
+        }
+    }
+
+    /// The answer time to plan with: what we observe, what it announces, whichever is larger.
+    fn expected_latency_ms(&self) -> u64 {
+        self.latency_ms.max(self.announced_delay_ms)
+    }
+
+    fn observe(&mut self, health: Health, at_ms: u64) {
+        if at_ms >= self.observed_at_ms {
+            self.health = health;
+            self.observed_at_ms = at_ms;
+        }
+    }
+}
+
+/// The dispatcher of one instance.
+pub struct Dispatcher {
+    segment: Segment,
+    owner: OwnerId,
+    policy: Policy,
+    fresh: VecDeque<Pending>,
+    pinned: [VecDeque<Pending>; 2],
+    delayed: BinaryHeap<Reverse<(u64, u64)>>,
+    delayed_items: HashMap<u64, (Lane, Pending)>,
+    delayed_seq: u64,
+    flights: HashMap<RequestId, Flight>,
+    give_ups: BinaryHeap<Reverse<(u64, RequestId)>>,
+    next_request: RequestId,
+    processors: [ProcessorState; 2],
+    actions: VecDeque<Action>,
+    next_heartbeat_mono_ms: u64,
+    next_adopt_mono_ms: u64,
+    adopt_cursor: u32,
+    adopted: Vec<(SlotId, Claimed)>,
+    stats: DispatchStats,
+}
+
+impl Dispatcher {
+    /// A dispatcher for the instance registered as `owner` in `segment`.
+    pub fn new(segment: Segment, owner: OwnerId, policy: Policy) -> Dispatcher {
+        Dispatcher {
+            segment,
+            owner,
+            policy,
+            fresh: VecDeque::new(),
+            pinned: [VecDeque::new(), VecDeque::new()],
+            delayed: BinaryHeap::new(),
+            delayed_items: HashMap::new(),
+            delayed_seq: 0,
+            flights: HashMap::new(),
+            give_ups: BinaryHeap::new(),
+            next_request: 1,
+            processors: [ProcessorState::new(), ProcessorState::new()],
+            actions: VecDeque::new(),
+            next_heartbeat_mono_ms: 0,
+            next_adopt_mono_ms: 0,
+            adopt_cursor: 0,
+            adopted: Vec::new(),
+            stats: DispatchStats::default(),
+        }
+    }
+
+    /// The segment this dispatcher works on.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// This instance's owner id.
+    pub fn owner(&self) -> OwnerId {
+        self.owner
+    }
+
+    /// The routing policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// A payment this instance just stored as its own (`insert_claimed`): it joins the
+    /// routing queue.
+    pub fn accepted(&mut self, now: Now, slot: SlotId, id: Uuid, cents: Cents) {
+        let pending = Pending {
+            slot,
+            id,
+            cents,
+            accepted_at_ms: wall(now),
+            retries: 0,
+            ambiguous_since_ms: 0,
+        };
+        self.fresh.push_back(pending);
+        self.pump(now);
+    }
+
+    /// The outcome of a request sent for an [`Action::Send`]. Outcomes of requests already
+    /// given up are ignored.
+    pub fn completed(&mut self, now: Now, completion: Completion) {
+        let Some(flight) = self.flights.remove(&completion.request) else {
+            return;
+        };
+        let p = flight.processor;
+        let state = &mut self.processors[p.index()];
+        match flight.purpose {
+            Purpose::Health => {}
+            Purpose::Lookup { .. } => state.lookups -= 1,
+            Purpose::Payment(_) => state.in_flight -= 1,
+        }
+        let elapsed = now.mono_ms.saturating_sub(flight.sent_mono_ms);
+        match flight.purpose {
+            Purpose::Payment(attempt) => self.payment_outcome(now, p, attempt, elapsed, completion.outcome),
+            Purpose::Lookup { pending } => self.lookup_outcome(now, p, pending, completion.outcome),
+            Purpose::Health => self.health_outcome(now, p, completion.outcome),
+        }
+        self.pump(now);
+    }
+
+    /// Lets time pass: heartbeat, orphan adoption, shared health, give-ups, backoffs, and
+    /// routing. Call it whenever [`Dispatcher::next_deadline`] has passed (calling it more
+    /// often is harmless).
+    pub fn tick(&mut self, now: Now) {
+        if now.mono_ms >= self.next_heartbeat_mono_ms {
+            self.segment.heartbeat(self.owner, wall(now));
+            self.next_heartbeat_mono_ms = now.mono_ms + HEARTBEAT_EVERY_MS;
+            self.read_shared_health();
+        }
+        if now.mono_ms >= self.next_adopt_mono_ms {
+            self.adopt(now);
+            self.next_adopt_mono_ms = now.mono_ms + ADOPT_EVERY_MS;
+        }
+        self.poll_health(now);
+        self.give_up_overdue(now);
+        while let Some(&Reverse((due, seq))) = self.delayed.peek() {
+            if due > now.mono_ms {
+                break;
+            }
+            self.delayed.pop();
+            if let Some((lane, pending)) = self.delayed_items.remove(&seq) {
+                match lane {
+                    Lane::Fresh => self.fresh.push_front(pending),
+                    Lane::Pinned(p) => self.pinned[p.index()].push_back(pending),
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The next action to perform, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The monotonic instant at which [`Dispatcher::tick`] has work to do.
+    pub fn next_deadline(&self) -> u64 {
+        let mut next = self.next_heartbeat_mono_ms.min(self.next_adopt_mono_ms);
+        if let Some(Reverse((due, _))) = self.delayed.peek() {
+            next = next.min(*due);
+        }
+        if let Some(Reverse((due, _))) = self.give_ups.peek() {
+            next = next.min(*due);
+        }
+        for (i, state) in self.processors.iter().enumerate() {
+            let waiting = !self.fresh.is_empty() || !self.pinned[i].is_empty();
+            if state.health == Health::Failing && waiting {
+                next = next.min(state.next_probe_mono_ms);
+            }
+        }
+        next
+    }
+
+    /// Counters and gauges for `GET /stats`.
+    pub fn stats(&self) -> DispatchStats {
+        let mut stats = self.stats;
+        stats.fresh = self.fresh.len() as u64;
+        stats.pinned = (self.pinned[0].len() + self.pinned[1].len()) as u64;
+        stats.delayed = self.delayed_items.len() as u64;
+        stats.oldest_fresh_accepted_ms = self.fresh.iter().map(|p| p.accepted_at_ms).min();
+        for p in Processor::ALL {
+            let s = &self.processors[p.index()];
+            let out = &mut stats.processors[p.index()];
+            out.in_flight = s.in_flight as u64;
+            out.latency_ms = s.latency_ms;
+            out.announced_delay_ms = s.announced_delay_ms;
+            out.health = s.health;
+        }
+        stats
+    }
+
+    /// How long after an ambiguous attempt on `p` a "not found" from `p` proves the attempt
+    /// will never land: the processor stores a payment only after sleeping its delay, so once
+    /// twice the longest delay it is known to have (plus a margin for queueing) has passed, an
+    /// earlier request can no longer be sleeping inside it.
+    pub fn quarantine_ms(&self, p: Processor) -> u64 {
+        let s = &self.processors[p.index()];
+        2 * s.expected_latency_ms() + 5_000
+    }
+
+    fn payment_outcome(&mut self, now: Now, p: Processor, attempt: Attempt, elapsed: u64, outcome: Outcome) {
+        let Attempt {
+            mut pending,
+            requested_at_ms,
+            pinned,
+        } = attempt;
+        let i = p.index();
+        match outcome {
+            Outcome::Answered {
+                status: status @ (200 | 422),
+                ..
+            } => {
+                let state = &mut self.processors[i];
+                state.observe(Health::Healthy, wall(now));
+                state.latency_ms = ewma(state.latency_ms, elapsed);
+                if status == 200 {
+                    self.stats.processors[i].succeeded += 1;
+                } else {
+                    self.stats.processors[i].duplicates += 1;
+                }
+                // Either our attempt landed now, or an earlier one with the same requestedAt
+                // did (422): record it exactly as the processor did. Another instance may
+                // have recorded it first; both are the same fact.
+                let _ = self.segment.mark_done(pending.slot, p, requested_at_ms);
+            }
+            Outcome::Answered { status: 500..=599, .. } => {
+                // Nothing stored by this attempt. A pinned payment stays pinned: an earlier
+                // attempt may still have landed, and a failing processor answers 500 even for
+                // a payment it already has.
+                self.stats.processors[i].failed += 1;
+                let state = &mut self.processors[i];
+                state.observe(Health::Failing, wall(now));
+                state.next_probe_mono_ms = now.mono_ms + self.policy.probe_interval_ms;
+                self.requeue(now, pending, pinned.then_some(p), false);
+            }
+            Outcome::Answered { status, .. } => {
+                // 429: the processor is saturated and did not run the handler; anything else is
+                // unexpected. Either way this attempt stored nothing.
+                if status == 429 {
+                    self.stats.processors[i].throttled += 1;
+                } else {
+                    self.stats.processors[i].unexpected += 1;
+                }
+                pending.retries += 1;
+                self.requeue(now, pending, pinned.then_some(p), true);
+            }
+            Outcome::Failed { written: false } => {
+                self.stats.processors[i].unreachable += 1;
+                pending.retries += 1;
+                self.requeue(now, pending, pinned.then_some(p), true);
+            }
+            Outcome::Failed { written: true } => {
+                self.stats.processors[i].ambiguous += 1;
+                pending.ambiguous_since_ms = wall(now).max(requested_at_ms);
+                pending.retries += 1;
+                self.requeue(now, pending, Some(p), true);
+            }
+        }
+    }
+
+    fn lookup_outcome(&mut self, now: Now, p: Processor, mut pending: Pending, outcome: Outcome) {
+        match outcome {
+            Outcome::Answered {
+                status: 200,
+                requested_at_ms: Some(at),
+                ..
+            } => {
+                self.stats.processors[p.index()].resolved_found += 1;
+                let _ = self.segment.mark_done(pending.slot, p, at);
+            }
+            Outcome::Answered { status: 404, .. }
+                if wall(now) >= pending.ambiguous_since_ms + self.quarantine_ms(p) =>
+            {
+                // Not there, and no earlier attempt can still land: free to go anywhere.
+                self.stats.processors[p.index()].resolved_absent += 1;
+                pending.retries = 0;
+                self.fresh.push_front(pending);
+            }
+            _ => {
+                pending.retries += 1;
+                self.requeue(now, pending, Some(p), true);
+            }
+        }
+    }
+
+    fn health_outcome(&mut self, now: Now, p: Processor, outcome: Outcome) {
+        match outcome {
+            // 200 while healthy, 503 with the same body while failing.
+            Outcome::Answered { health: Some(h), .. } => {
+                let report = HealthReport {
+                    failing: h.failing,
+                    min_response_ms: h.min_response_ms,
+                };
+                self.segment.publish_health(p, report, wall(now));
+                self.read_shared_health();
+            }
+            Outcome::Answered {
+                status: 429,
+                retry_after_s,
+                ..
+            } => {
+                self.stats.processors[p.index()].health_throttled += 1;
+                let wait = u64::from(retry_after_s.unwrap_or(5)) * 1_000;
+                self.segment.defer_health_poll(p, wall(now) + wait);
+            }
+            _ => {}
+        }
+    }
+
+    /// Applies the health results any instance published, when newer than what we saw.
+    fn read_shared_health(&mut self) {
+        for p in Processor::ALL {
+            if let Some((report, at_ms)) = self.segment.health(p) {
+                let state = &mut self.processors[p.index()];
+                state.announced_delay_ms = u64::from(report.min_response_ms);
+                state.observe(
+                    if report.failing {
+                        Health::Failing
+                    } else {
+                        Health::Healthy
+                    },
+                    at_ms,
+                );
+            }
+        }
+    }
+
+    fn poll_health(&mut self, now: Now) {
+        for p in Processor::ALL {
+            if self.segment.claim_health_poll(p, wall(now), HEALTH_INTERVAL_MS) {
+                self.send(now, p, Purpose::Health, Call::Health, HEALTH_TIMEOUT_MS);
+            }
+        }
+    }
+
+    fn adopt(&mut self, now: Now) {
+        self.adopted.clear();
+        self.adopt_cursor = self.segment.adopt(
+            self.owner,
+            wall(now),
+            OWNER_STALE_MS,
+            ADOPT_MIN_AGE_MS,
+            self.adopt_cursor,
+            ADOPT_BUDGET,
+            &mut self.adopted,
+        );
+        for k in 0..self.adopted.len() {
+            let (slot, claimed) = self.adopted[k];
+            self.stats.adopted += 1;
+            let pending = Pending {
+                slot,
+                id: claimed.id,
+                cents: claimed.cents,
+                accepted_at_ms: claimed.accepted_at_ms,
+                retries: 0,
+                ambiguous_since_ms: 0,
+            };
+            // The previous owner may have sent it: resolve on the processor it tried last
+            // (an earlier processor was settled as "not stored" before it moved on).
+            let last = Processor::ALL
+                .into_iter()
+                .filter_map(|p| claimed.requested_at[p.index()].map(|at| (at, p)))
+                .max_by_key(|&(at, _)| at);
+            match last {
+                Some((at, p)) => {
+                    let pending = Pending {
+                        ambiguous_since_ms: wall(now).max(at),
+                        ..pending
+                    };
+                    self.pinned[p.index()].push_back(pending);
+                }
+                None => self.fresh.push_back(pending),
+            }
+        }
+    }
+
+    /// Abandons requests that outlived their give-up time: their connections are closed and
+    /// their payments pinned for resolution.
+    fn give_up_overdue(&mut self, now: Now) {
+        while let Some(&Reverse((due, request))) = self.give_ups.peek() {
+            if due > now.mono_ms {
+                break;
+            }
+            self.give_ups.pop();
+            let Some(flight) = self.flights.get(&request) else {
+                continue;
+            };
+            if flight.give_up_mono_ms != due {
+                continue;
+            }
+            self.actions.push_back(Action::Cancel { request });
+            self.stats.processors[flight.processor.index()].gave_up += 1;
+            self.completed(
+                now,
+                Completion {
+                    request,
+                    processor: flight.processor,
+                    outcome: Outcome::Failed { written: true },
+                },
+            );
+        }
+    }
+
+    /// Puts a payment back: into its pinned lane or the fresh one, at once or after a backoff.
+    fn requeue(&mut self, now: Now, pending: Pending, pinned_to: Option<Processor>, backoff: bool) {
+        let lane = pinned_to.map_or(Lane::Fresh, Lane::Pinned);
+        if backoff {
+            let due = now.mono_ms + self.policy.backoff_ms(pending.retries);
+            self.delayed_seq += 1;
+            self.delayed.push(Reverse((due, self.delayed_seq)));
+            self.delayed_items.insert(self.delayed_seq, (lane, pending));
+        } else {
+            match lane {
+                Lane::Fresh => self.fresh.push_front(pending),
+                Lane::Pinned(p) => self.pinned[p.index()].push_back(pending),
+            }
+        }
+    }
+
+    /// Routes and sends everything that can go now.
+    fn pump(&mut self, now: Now) {
+        for p in Processor::ALL {
+            self.pump_pinned(now, p);
+        }
+        while let Some(&head) = self.fresh.front() {
+            let view = self.route_view(now, &head);
+            let p = match self.policy.route(&view) {
+                Route::Hold => break,
+                Route::Default => Processor::Default,
+                Route::Fallback => Processor::Fallback,
+            };
+            self.fresh.pop_front();
+            self.stats.routed[p.index()] += 1;
+            if p == Processor::Fallback && self.processors[0].health != Health::Failing {
+                self.stats.spilled += 1;
+            }
+            self.send_payment(now, p, head, false);
+        }
+    }
+
+    /// Resolves payments pinned to `p`: a retry with the same requestedAt while `p` takes
+    /// payments (its 200 or 422 settles it), a lookup while it refuses them (a failing
+    /// processor answers 500 even for a payment it already has, so only a lookup can tell).
+    fn pump_pinned(&mut self, now: Now, p: Processor) {
+        let i = p.index();
+        while let Some(&pending) = self.pinned[i].front() {
+            let state = &self.processors[i];
+            if state.health != Health::Failing && state.in_flight < self.policy.in_flight_limit[i] {
+                self.pinned[i].pop_front();
+                self.send_payment(now, p, pending, true);
+            } else if state.health == Health::Failing && state.lookups < LOOKUP_LIMIT {
+                self.pinned[i].pop_front();
+                self.processors[i].lookups += 1;
+                let timeout = self.policy.give_up_ms(0);
+                self.send(
+                    now,
+                    p,
+                    Purpose::Lookup { pending },
+                    Call::Lookup { id: pending.id },
+                    timeout,
+                );
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn route_view(&self, now: Now, head: &Pending) -> policy::RouteView {
+        let views = Processor::ALL.map(|p| {
+            let s = &self.processors[p.index()];
+            policy::ProcessorView {
+                health: s.health,
+                in_flight: s.in_flight,
+                limit: self.policy.in_flight_limit[p.index()],
+                probe_due: now.mono_ms >= s.next_probe_mono_ms,
+                latency_ms: s.expected_latency_ms(),
+            }
+        });
+        policy::RouteView {
+            processors: views,
+            oldest_age_ms: wall(now).saturating_sub(head.accepted_at_ms),
+            backlog: self.fresh.len(),
+        }
+    }
+
+    /// Stamps the attempt in the segment (which fixes or returns its requestedAt and checks we
+    /// still own the payment) and emits the send.
+    fn send_payment(&mut self, now: Now, p: Processor, pending: Pending, pinned: bool) {
+        let requested_at_ms = match self.segment.begin_attempt(pending.slot, self.owner, p, wall(now)) {
+            Ok(at) => at,
+            // Adopted by another instance, already done, or purged: no longer ours to send.
+            Err(AttemptError::NotOwner | AttemptError::AlreadyDone | AttemptError::NotLive) => {
+                self.stats.dropped += 1;
+                return;
+            }
+        };
+        let state = &mut self.processors[p.index()];
+        state.in_flight += 1;
+        if state.health == Health::Failing {
+            state.next_probe_mono_ms = now.mono_ms + self.policy.probe_interval_ms;
+            self.stats.processors[p.index()].probes += 1;
+        }
+        let give_up = self.policy.give_up_ms(state.expected_latency_ms());
+        let call = Call::Payment {
+            id: pending.id,
+            cents: pending.cents,
+            requested_at_ms,
+        };
+        self.send(
+            now,
+            p,
+            Purpose::Payment(Attempt {
+                pending,
+                requested_at_ms,
+                pinned,
+            }),
+            call,
+            give_up,
+        );
+    }
+
+    fn send(&mut self, now: Now, processor: Processor, purpose: Purpose, call: Call, give_up_after_ms: u64) {
+        let request = self.next_request;
+        self.next_request += 1;
+        let give_up_mono_ms = now.mono_ms + give_up_after_ms;
+        self.flights.insert(
+            request,
+            Flight {
+                processor,
+                purpose,
+                sent_mono_ms: now.mono_ms,
+                give_up_mono_ms,
+            },
+        );
+        self.give_ups.push(Reverse((give_up_mono_ms, request)));
+        self.stats.processors[processor.index()].sent += 1;
+        self.actions.push_back(Action::Send {
+            request,
+            processor,
+            call,
+        });
+    }
+}
+
+/// Wall-clock milliseconds as the segment stores them (never negative in practice).
+fn wall(now: Now) -> u64 {
+    now.wall_ms.max(0) as u64
+}
+
+fn ewma(average: u64, sample: u64) -> u64 {
+    if average == 0 {
+        return sample;
+    }
+    average - (average >> LATENCY_SHIFT) + (sample >> LATENCY_SHIFT)
+}
+
+#[cfg(test)]
+mod tests;

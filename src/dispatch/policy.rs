@@ -1,0 +1,275 @@
+//! The routing policy: given what is known of both processors and the backlog, where the
+//! oldest waiting payment goes now — default, fallback, or nowhere yet.
+//!
+//! The reasoning (DESIGN.md "Routing"): default is cheaper, and a payment still waiting is
+//! counted by no audit, so waiting costs nothing until the run ends — when a payment still
+//! waiting loses its whole value. Holding a payment for `h` more milliseconds risks that with
+//! probability about `h / expected_remaining_ms`; sending it to fallback costs the fee gap for
+//! sure. So a payment may wait for default up to `hold_ms = fee_gap × expected_remaining_ms`,
+//! then fallback is worth it. The same bound decides spilling: when default is healthy but its
+//! throughput (`in-flight limit / latency`) cannot drain the backlog within `hold_ms`, the
+//! excess goes to fallback now rather than becoming a backlog that cannot be drained in time.
+
+/// The policy's knobs; every one is configuration with these defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Policy {
+    /// Fee of each processor as a fraction (published: 5% and 15%).
+    pub fees: [f64; 2],
+    /// How much longer a run is expected to last at any moment, in ms. With the fee gap it
+    /// sets how long a payment may wait for default (see the module doc).
+    pub expected_remaining_ms: u64,
+    /// Requests in flight per processor from one instance when it is healthy.
+    pub in_flight_limit: [usize; 2],
+    /// Between two single probes of a processor believed failing.
+    pub probe_interval_ms: u64,
+    /// Shortest and longest wait for an answer before the connection is presumed dead and
+    /// the attempt ambiguous; in between, the wait follows the processor's known delay. It is
+    /// long on purpose: a processor stores a payment after its delay whether or not we still
+    /// listen, so an early give-up only turns a clean answer into an ambiguity to resolve.
+    pub min_give_up_ms: u64,
+    /// See `min_give_up_ms`.
+    pub max_give_up_ms: u64,
+    /// First retry delay after a refusal (500, 429, connection refused); doubles per attempt.
+    pub retry_backoff_ms: u64,
+    /// Cap of the retry delay.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            fees: [0.05, 0.15],
+            expected_remaining_ms: 120_000,
+            in_flight_limit: [64, 64],
+            probe_interval_ms: 500,
+            min_give_up_ms: 10_000,
+            max_give_up_ms: 120_000,
+            retry_backoff_ms: 50,
+            max_backoff_ms: 1_000,
+        }
+    }
+}
+
+impl Policy {
+    /// How long a payment may wait for default before fallback is worth its higher fee. Zero
+    /// when fallback is not dearer (then there is nothing to wait for).
+    pub fn hold_ms(&self) -> u64 {
+        let gap = self.fees[1] - self.fees[0];
+        if gap <= 0.0 {
+            return 0;
+        }
+        (gap * self.expected_remaining_ms as f64).round() as u64
+    }
+
+    /// How long to wait for an answer from a processor whose delay is believed to be
+    /// `delay_ms`: four times the delay plus ten seconds, within the configured bounds, so a
+    /// slow but working processor is always waited for and a dead connection is not forever.
+    pub fn give_up_ms(&self, delay_ms: u64) -> u64 {
+        (delay_ms.saturating_mul(4) + 10_000).clamp(self.min_give_up_ms, self.max_give_up_ms)
+    }
+
+    /// Retry delay before the `attempt`-th retry (1-based), doubling up to the cap.
+    pub fn backoff_ms(&self, attempt: u32) -> u64 {
+        let shift = attempt.saturating_sub(1).min(16);
+        (self.retry_backoff_ms << shift).min(self.max_backoff_ms)
+    }
+
+    /// Where the oldest waiting payment goes, given what is known now.
+    pub fn route(&self, view: &RouteView) -> Route {
+        let [default, fallback] = view.processors;
+        if default.can_take() {
+            return Route::Default;
+        }
+        if !fallback.can_take() {
+            return Route::Hold;
+        }
+        let hold = self.hold_ms();
+        let allowed = match default.health {
+            // Default refuses payments: wait for it up to the hold bound.
+            Health::Failing => view.oldest_age_ms >= hold,
+            // Default is busy: spill only what it cannot drain within the hold bound.
+            Health::Healthy | Health::Unknown => {
+                let latency = default.latency_ms.max(1) as f64;
+                let drainable = (hold as f64 / latency) * default.limit as f64;
+                view.oldest_age_ms >= hold || view.backlog as f64 > drainable
+            }
+        };
+        if allowed {
+            Route::Fallback
+        } else {
+            Route::Hold
+        }
+    }
+}
+
+/// What the dispatcher believes about a processor's health.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Health {
+    /// Nothing seen yet: treated like healthy, so the first payments go out at once.
+    #[default]
+    Unknown,
+    /// Answering 200s.
+    Healthy,
+    /// Answering 500s (or said so in its health endpoint): only single probes go there.
+    Failing,
+}
+
+impl Health {
+    /// The name used in `/stats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Failing => "failing",
+        }
+    }
+}
+
+/// One processor as the router sees it at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessorView {
+    /// Believed health.
+    pub health: Health,
+    /// Requests in flight there from this instance.
+    pub in_flight: usize,
+    /// Most requests in flight there while healthy.
+    pub limit: usize,
+    /// Whether a probe may go now (failing processors get one at a time, spaced).
+    pub probe_due: bool,
+    /// Expected answer time in ms (observed or announced, whichever is larger).
+    pub latency_ms: u64,
+}
+
+impl ProcessorView {
+    /// Whether a payment sent there now would be accepted by our own limits.
+    pub fn can_take(&self) -> bool {
+        match self.health {
+            Health::Failing => self.in_flight == 0 && self.probe_due,
+            Health::Healthy | Health::Unknown => self.in_flight < self.limit,
+        }
+    }
+}
+
+/// Everything a routing decision reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteView {
+    /// Indexed by `Processor::index()`.
+    pub processors: [ProcessorView; 2],
+    /// Age of the oldest waiting payment (the one being routed), in ms.
+    pub oldest_age_ms: u64,
+    /// Payments waiting for a first processor, this one included.
+    pub backlog: usize,
+}
+
+/// A routing decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Send it to default.
+    Default,
+    /// Send it to fallback.
+    Fallback,
+    /// Keep it waiting; nothing younger can go either.
+    Hold,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(health: Health, in_flight: usize, latency_ms: u64) -> ProcessorView {
+        ProcessorView {
+            health,
+            in_flight,
+            limit: 10,
+            probe_due: false,
+            latency_ms,
+        }
+    }
+
+    fn route(default: ProcessorView, fallback: ProcessorView, age: u64, backlog: usize) -> Route {
+        Policy::default().route(&RouteView {
+            processors: [default, fallback],
+            oldest_age_ms: age,
+            backlog,
+        })
+    }
+
+    #[test]
+    fn hold_follows_fee_gap_and_expected_remaining_time() {
+        let p = Policy::default();
+        assert_eq!(p.hold_ms(), 12_000);
+        assert_eq!(
+            Policy {
+                fees: [0.07, 0.10],
+                ..p
+            }
+            .hold_ms(),
+            3_600
+        );
+        assert_eq!(
+            Policy {
+                fees: [0.10, 0.10],
+                ..p
+            }
+            .hold_ms(),
+            0
+        );
+    }
+
+    #[test]
+    fn healthy_default_takes_everything_it_has_room_for() {
+        let ok = view(Health::Healthy, 3, 10);
+        assert_eq!(route(ok, ok, 60_000, 1000), Route::Default);
+        assert_eq!(route(view(Health::Unknown, 0, 0), ok, 0, 1), Route::Default);
+    }
+
+    #[test]
+    fn failing_default_holds_until_the_bound_then_fallback() {
+        let failing = view(Health::Failing, 0, 10);
+        let ok = view(Health::Healthy, 0, 10);
+        assert_eq!(route(failing, ok, 11_999, 5), Route::Hold);
+        assert_eq!(route(failing, ok, 12_000, 5), Route::Fallback);
+        // Both failing: nothing goes, however old.
+        assert_eq!(route(failing, failing, 600_000, 5), Route::Hold);
+    }
+
+    #[test]
+    fn a_due_probe_goes_to_a_failing_default_first() {
+        let probe = ProcessorView {
+            probe_due: true,
+            ..view(Health::Failing, 0, 10)
+        };
+        assert_eq!(route(probe, view(Health::Healthy, 0, 10), 60_000, 5), Route::Default);
+        let busy_probe = ProcessorView { in_flight: 1, ..probe };
+        assert_eq!(
+            route(busy_probe, view(Health::Healthy, 0, 10), 60_000, 5),
+            Route::Fallback
+        );
+    }
+
+    #[test]
+    fn slow_default_spills_only_what_it_cannot_drain_in_time() {
+        let ok = view(Health::Healthy, 0, 10);
+        // Full default at 100 ms per payment, 10 in flight: drains 100/s, 1 200 within the hold.
+        let fast_full = view(Health::Healthy, 10, 100);
+        assert_eq!(route(fast_full, ok, 100, 1_000), Route::Hold);
+        assert_eq!(route(fast_full, ok, 100, 1_300), Route::Fallback);
+        // At 2 s per payment it drains 5/s: 60 within the hold; a backlog of 100 spills.
+        let slow_full = view(Health::Healthy, 10, 2_000);
+        assert_eq!(route(slow_full, ok, 100, 100), Route::Fallback);
+        assert_eq!(route(slow_full, ok, 100, 50), Route::Hold);
+        // Fallback full too: hold.
+        assert_eq!(route(slow_full, view(Health::Healthy, 10, 10), 100, 100), Route::Hold);
+    }
+
+    #[test]
+    fn timeouts_follow_the_known_delay_within_bounds() {
+        let p = Policy::default();
+        assert_eq!(p.give_up_ms(0), 10_000);
+        assert_eq!(p.give_up_ms(5_000), 30_000);
+        assert_eq!(p.give_up_ms(100_000), 120_000);
+        assert_eq!(p.backoff_ms(1), 50);
+        assert_eq!(p.backoff_ms(3), 200);
+        assert_eq!(p.backoff_ms(40), 1_000);
+    }
+}

@@ -1,0 +1,101 @@
+//! The reactor side of the payment pipeline: performs the [`Dispatcher`]'s actions with the
+//! [`Upstream`] connection pools and feeds their outcomes back, once per loop turn.
+//!
+//! This is the only place where the sans-I/O dispatcher meets sockets; the deterministic
+//! simulation replaces exactly this piece with simulated processors.
+
+use mio::{Registry, Token};
+
+use crate::dispatch::{Action, Dispatcher};
+use crate::payment::{Cents, Uuid};
+use crate::segment::SlotId;
+use crate::timer::Now;
+use crate::upstream::{Completion, Upstream};
+
+/// The dispatcher and the connections that carry out its decisions.
+pub struct Pipeline {
+    dispatcher: Dispatcher,
+    upstream: Upstream,
+    done: Vec<Completion>,
+}
+
+impl Pipeline {
+    /// Joins a dispatcher to the pools that will perform its calls.
+    pub fn new(dispatcher: Dispatcher, upstream: Upstream) -> Pipeline {
+        Pipeline {
+            dispatcher,
+            upstream,
+            done: Vec::new(),
+        }
+    }
+
+    /// The dispatcher (for `/stats`).
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
+    /// The connection pools (for `/stats`).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// A payment this instance accepted and owns. Its first request goes out at the end of
+    /// this loop turn ([`Pipeline::turn`]), batched with the others.
+    pub fn accepted(&mut self, now: Now, slot: SlotId, id: Uuid, cents: Cents) {
+        self.dispatcher.accepted(now, slot, id, cents);
+    }
+
+    /// Readiness of an upstream socket.
+    pub fn io_event(&mut self, registry: &Registry, now: Now, token: Token, readable: bool, writable: bool) {
+        self.upstream
+            .io_event(registry, now, token, readable, writable, &mut self.done);
+        self.settle(registry, now);
+    }
+
+    /// Once per loop turn: lets the dispatcher's time pass, runs the pools' housekeeping, and
+    /// performs every action until nothing more happens this turn.
+    pub fn turn(&mut self, registry: &Registry, now: Now) {
+        if now.mono_ms >= self.dispatcher.next_deadline() {
+            self.dispatcher.tick(now);
+        }
+        self.upstream.tick(registry, now, &mut self.done);
+        self.settle(registry, now);
+    }
+
+    /// The earliest monotonic instant at which [`Pipeline::turn`] has work.
+    pub fn next_deadline(&self) -> u64 {
+        let d = self.dispatcher.next_deadline();
+        self.upstream.next_deadline().map_or(d, |u| u.min(d))
+    }
+
+    /// Performs pending actions and feeds back completions until both are exhausted (a
+    /// completion may free capacity for more sends; a send may fail at once).
+    fn settle(&mut self, registry: &Registry, now: Now) {
+        loop {
+            let mut progressed = false;
+            self.upstream.drain_completions(&mut self.done);
+            while let Some(action) = self.dispatcher.poll_action() {
+                progressed = true;
+                match action {
+                    Action::Send {
+                        request,
+                        processor,
+                        call,
+                    } => self.upstream.submit(registry, now, processor, request, call),
+                    Action::Cancel { request } => {
+                        if let Some(c) = self.upstream.cancel(registry, request) {
+                            self.done.push(c);
+                        }
+                    }
+                }
+            }
+            for completion in self.done.drain(..) {
+                progressed = true;
+                self.dispatcher.completed(now, completion);
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+}
