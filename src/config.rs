@@ -13,7 +13,10 @@ use crate::server::ConnLimits;
 pub const HELP: &str = "\
 payrelay: payment intermediary for the Rinha de Backend 2025 rules (one thread, one reactor)
 
-Usage: payrelay [--help | --version]
+Usage: payrelay [--help | --version | --check]
+
+  --check   ask the instance this environment describes (first LISTEN address) for a
+            summary; exit 0 if it answers 200 within 2 s (for container healthchecks)
 
 Configuration is read from the environment:
   LISTEN                          comma-separated addresses, each host:port or unix:/path.sock

@@ -305,6 +305,28 @@ fn sigterm_exits_cleanly_and_removes_the_socket() {
 }
 
 #[test]
+fn check_mode_reports_whether_the_instance_answers() {
+    let segment = temp_path("check.seg");
+    let sock = temp_path("check.sock");
+    let port = free_port();
+    let listen = format!("unix:{},127.0.0.1:{port}", sock.display());
+    let check = |listen: &str| {
+        Command::new(bin("payrelay"))
+            .arg("--check")
+            .env("LISTEN", listen)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!check(&listen), "--check passed with nothing listening");
+    let _p = start_backend(port, &segment, &[("LISTEN", &listen)]);
+    assert!(check(&listen), "--check failed on the unix socket");
+    assert!(check(&format!("0.0.0.0:{port}")), "--check failed on TCP");
+    let _ = std::fs::remove_file(&segment);
+}
+
+#[test]
 fn help_lists_every_variable() {
     let out = Command::new(bin("payrelay")).arg("--help").output().unwrap();
     assert!(out.status.success());
