@@ -87,11 +87,13 @@ impl Policy {
         let allowed = match default.health {
             // Default refuses payments: wait for it up to the hold bound.
             Health::Failing => view.oldest_age_ms >= hold,
-            // Default is busy: spill only what it cannot drain within the hold bound.
+            // Default is busy but working: spill only what it cannot drain within the hold
+            // bound. Age alone is no reason here — after an outage the oldest payments are
+            // old, yet a fast default clears the whole backlog in moments.
             Health::Healthy | Health::Unknown => {
                 let latency = default.latency_ms.max(1) as f64;
                 let drainable = (hold as f64 / latency) * default.limit as f64;
-                view.oldest_age_ms >= hold || view.backlog as f64 > drainable
+                view.backlog as f64 > drainable
             }
         };
         if allowed {
@@ -254,6 +256,9 @@ mod tests {
         let fast_full = view(Health::Healthy, 10, 100);
         assert_eq!(route(fast_full, ok, 100, 1_000), Route::Hold);
         assert_eq!(route(fast_full, ok, 100, 1_300), Route::Fallback);
+        // A backlog left by an outage is old, but a fast default drains it: no spill.
+        let quick_full = view(Health::Healthy, 10, 20);
+        assert_eq!(route(quick_full, ok, 30_000, 5_000), Route::Hold);
         // At 2 s per payment it drains 5/s: 60 within the hold; a backlog of 100 spills.
         let slow_full = view(Health::Healthy, 10, 2_000);
         assert_eq!(route(slow_full, ok, 100, 100), Route::Fallback);

@@ -1,0 +1,150 @@
+// The scenario benchmark (SPEC.md §4), written from the published rules: virtual users ramp
+// from 1 to MAX_REQUESTS over the run, each posting a payment of AMOUNT then sleeping 1 s; a
+// schedule changes the processors' delay and failure mode through their admin API; every
+// 10 s our summary is compared with both processors' books over [now-15 s, now-1.5 s]; at the
+// end the score is computed as the official test does.
+//
+//   k6 run bench/scenario.js                      (backend on :9999, processors on 8001/8002)
+//   BACKEND=http://127.0.0.1:9999 DEFAULT=http://127.0.0.1:8001 FALLBACK=http://127.0.0.1:8002 \
+//   MAX_REQUESTS=550 AMOUNT=19.90 SCHEDULE=published k6 run bench/scenario.js
+//
+// SCHEDULE: published (the table in SPEC.md §4), slow-default (default at 3 s per payment for
+// most of the run), or flapping (default failing every other 10 s). Loopback only.
+import http from 'k6/http';
+import { sleep } from 'k6';
+import { Counter, Trend } from 'k6/metrics';
+import { uuidv4 } from './uuid.js';
+
+const BACKEND = __ENV.BACKEND || 'http://127.0.0.1:9999';
+const PROCESSORS = { default: __ENV.DEFAULT || 'http://127.0.0.1:8001', fallback: __ENV.FALLBACK || 'http://127.0.0.1:8002' };
+const MAX_REQUESTS = parseInt(__ENV.MAX_REQUESTS || '550', 10);
+const AMOUNT = parseFloat(__ENV.AMOUNT || '19.90');
+const TOKEN = __ENV.TOKEN || '123';
+const SCHEDULE = __ENV.SCHEDULE || 'published';
+const DURATION_S = 60;
+
+const SCHEDULES = {
+  // [from second, default {delay, failure}, fallback {delay, failure}]
+  published: [
+    [1, [0, false], [0, false]],
+    [10, [100, false], [0, false]],
+    [20, [100, true], [0, false]],
+    [30, [2000, true], [1000, true]],
+    [40, [20, false], [20, false]],
+    [50, [0, false], [5000, false]],
+  ],
+  'slow-default': [
+    [1, [0, false], [0, false]],
+    [8, [3000, false], [0, false]],
+    [50, [0, false], [0, false]],
+  ],
+  flapping: [
+    [1, [0, false], [0, false]],
+    [10, [0, true], [0, false]],
+    [20, [0, false], [0, true]],
+    [30, [0, true], [0, false]],
+    [40, [0, false], [0, true]],
+    [50, [0, false], [0, false]],
+  ],
+};
+
+const requested = new Counter('payments_requested');
+const accepted = new Counter('payments_accepted');
+const inconsistencies = new Counter('inconsistencies');
+const backendLatency = new Trend('backend_latency', true);
+
+export const options = {
+  summaryTrendStats: ['p(50)', 'p(99)', 'max', 'count'],
+  scenarios: {
+    payments: {
+      executor: 'ramping-vus',
+      startVUs: 1,
+      stages: [{ duration: `${DURATION_S}s`, target: MAX_REQUESTS }],
+      gracefulRampDown: '0s',
+      exec: 'payment',
+    },
+    processors: { executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'schedule', maxDuration: `${DURATION_S + 5}s` },
+    audits: { executor: 'constant-arrival-rate', rate: 1, timeUnit: '10s', duration: `${DURATION_S}s`, preAllocatedVUs: 1, startTime: '10s', exec: 'audit' },
+    final: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: `${DURATION_S + 2}s`, exec: 'finish' },
+  },
+};
+
+const adminHeaders = { 'X-Rinha-Token': TOKEN, 'Content-Type': 'application/json' };
+
+function configure(name, [delay, failure]) {
+  http.put(`${PROCESSORS[name]}/admin/configurations/delay`, JSON.stringify({ delay }), { headers: adminHeaders, tags: { kind: 'admin' } });
+  http.put(`${PROCESSORS[name]}/admin/configurations/failure`, JSON.stringify({ failure }), { headers: adminHeaders, tags: { kind: 'admin' } });
+}
+
+export function setup() {
+  for (const name of ['default', 'fallback']) {
+    http.post(`${PROCESSORS[name]}/admin/purge-payments`, null, { headers: adminHeaders });
+    configure(name, [0, false]);
+  }
+  http.post(`${BACKEND}/purge-payments`);
+  return { start: Date.now() };
+}
+
+export function payment() {
+  const body = JSON.stringify({ correlationId: uuidv4(), amount: AMOUNT });
+  const res = http.post(`${BACKEND}/payments`, body, { headers: { 'Content-Type': 'application/json' }, tags: { kind: 'backend' } });
+  requested.add(1);
+  backendLatency.add(res.timings.duration);
+  if (res.status >= 200 && res.status < 300) accepted.add(1);
+  sleep(1);
+}
+
+export function schedule(data) {
+  for (const [at, def, fb] of SCHEDULES[SCHEDULE]) {
+    const wait = data.start + at * 1000 - Date.now();
+    if (wait > 0) sleep(wait / 1000);
+    configure('default', def);
+    configure('fallback', fb);
+  }
+}
+
+function books(from, to) {
+  const q = `?from=${from}&to=${to}`;
+  const ours = http.get(`${BACKEND}/payments-summary${q}`, { tags: { kind: 'backend' } }).json();
+  const theirs = {};
+  for (const name of ['default', 'fallback']) {
+    theirs[name] = http.get(`${PROCESSORS[name]}/admin/payments-summary${q}`, { headers: adminHeaders, tags: { kind: 'admin' } }).json();
+  }
+  return { ours, theirs };
+}
+
+export function audit() {
+  const now = Date.now();
+  const from = new Date(now - 15000).toISOString();
+  const to = new Date(now - 1500).toISOString();
+  const { ours, theirs } = books(from, to);
+  for (const name of ['default', 'fallback']) {
+    if (ours[name].totalRequests !== theirs[name].totalRequests) {
+      inconsistencies.add(1);
+      console.warn(`inconsistency on ${name}: ours ${ours[name].totalRequests}, theirs ${theirs[name].totalRequests} in [${from}, ${to}]`);
+    }
+  }
+}
+
+export function finish() {
+  const now = Date.now();
+  const from = new Date(now - 70000).toISOString();
+  const to = new Date(now).toISOString();
+  const { ours, theirs } = books(from, to);
+  // scripts/bench-scenario reads this line and computes the score from it.
+  console.log(`FINAL ${JSON.stringify({ ours, theirs })}`);
+}
+
+export function handleSummary(data) {
+  const m = data.metrics;
+  const count = (name) => (m[name] ? m[name].values.count : 0);
+  const p99 = m.backend_latency ? m.backend_latency.values['p(99)'] : 0;
+  const result = {
+    schedule: SCHEDULE,
+    requested: count('payments_requested'),
+    accepted: count('payments_accepted'),
+    inconsistencies: count('inconsistencies'),
+    p99_ms: Math.round(p99 * 1000) / 1000,
+  };
+  return { stdout: `SCENARIO ${JSON.stringify(result)}\n` };
+}
