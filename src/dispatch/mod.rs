@@ -89,6 +89,14 @@ struct Pending {
     retries: u32,
     /// Wall time of the last attempt that may have landed on the processor it is pinned to.
     ambiguous_since_ms: u64,
+    /// Adopted with attempts stamped on both processors: this one may hold it too. The stamps
+    /// do not tell which was tried last (each is fixed at the first attempt there), so it is
+    /// resolved by lookups only, here and then there, never by a send that could store it.
+    also: Option<Processor>,
+    /// An attempt may sleep a delay nobody knows: it outlived its give-up time (longer than
+    /// any delay announced), or another instance made it (adopted). A "not found" cannot
+    /// prove it will never land (see [`Dispatcher::absence_proven`]).
+    blind: bool,
 }
 
 /// Where a delayed payment returns when its backoff ends.
@@ -137,6 +145,14 @@ struct ProcessorState {
     latency_ms: u64,
     /// The delay the processor announced in its last health answer.
     announced_delay_ms: u64,
+    /// Observation time of `announced_delay_ms`.
+    announced_at_ms: u64,
+    /// The longest delay this instance saw announced.
+    longest_delay_ms: u64,
+    /// Wall time by which every attempt that arrived under a longer delay than the one
+    /// announced now has landed (or never will): when the delay drops, attempts already
+    /// inside the processor still sleep the old one in full.
+    landing_horizon_ms: u64,
     in_flight: usize,
     lookups: usize,
 }
@@ -149,6 +165,9 @@ impl ProcessorState {
             next_probe_mono_ms: 0,
             latency_ms: 0,
             announced_delay_ms: 0,
+            announced_at_ms: 0,
+            longest_delay_ms: 0,
+            landing_horizon_ms: 0,
             in_flight: 0,
             lookups: 0,
         }
@@ -187,6 +206,8 @@ pub struct Dispatcher {
     adopt_cursor: u32,
     adopted: Vec<(SlotId, Claimed)>,
     stats: DispatchStats,
+    /// The latest `now.mono_ms` passed in: a probe instant not after it has had its chance.
+    now_mono_ms: u64,
 }
 
 impl Dispatcher {
@@ -211,6 +232,7 @@ impl Dispatcher {
             adopt_cursor: 0,
             adopted: Vec::new(),
             stats: DispatchStats::default(),
+            now_mono_ms: 0,
         }
     }
 
@@ -232,6 +254,7 @@ impl Dispatcher {
     /// A payment this instance just stored as its own (`insert_claimed`): it joins the
     /// routing queue.
     pub fn accepted(&mut self, now: Now, slot: SlotId, id: Uuid, cents: Cents) {
+        self.now_mono_ms = self.now_mono_ms.max(now.mono_ms);
         let pending = Pending {
             slot,
             id,
@@ -239,6 +262,8 @@ impl Dispatcher {
             accepted_at_ms: wall(now),
             retries: 0,
             ambiguous_since_ms: 0,
+            also: None,
+            blind: false,
         };
         self.fresh.push_back(pending);
         self.pump(now);
@@ -247,6 +272,7 @@ impl Dispatcher {
     /// The outcome of a request sent for an [`Action::Send`]. Outcomes of requests already
     /// given up are ignored.
     pub fn completed(&mut self, now: Now, completion: Completion) {
+        self.now_mono_ms = self.now_mono_ms.max(now.mono_ms);
         let Some(flight) = self.flights.remove(&completion.request) else {
             return;
         };
@@ -270,6 +296,7 @@ impl Dispatcher {
     /// routing. Call it whenever [`Dispatcher::next_deadline`] has passed (calling it more
     /// often is harmless).
     pub fn tick(&mut self, now: Now) {
+        self.now_mono_ms = self.now_mono_ms.max(now.mono_ms);
         if now.mono_ms >= self.next_heartbeat_mono_ms {
             self.segment.heartbeat(self.owner, wall(now));
             self.next_heartbeat_mono_ms = now.mono_ms + HEARTBEAT_EVERY_MS;
@@ -312,7 +339,10 @@ impl Dispatcher {
         }
         for (i, state) in self.processors.iter().enumerate() {
             let waiting = !self.fresh.is_empty() || !self.pinned[i].is_empty();
-            if state.health == Health::Failing && waiting {
+            // Only a probe instant still ahead: one already passed was seen by the last pump,
+            // which had a reason not to probe (the router holds, a probe is in flight); the
+            // events that change that pump again. Returning it would make the reactor spin.
+            if state.health == Health::Failing && waiting && state.next_probe_mono_ms > self.now_mono_ms {
                 next = next.min(state.next_probe_mono_ms);
             }
         }
@@ -344,6 +374,29 @@ impl Dispatcher {
     pub fn quarantine_ms(&self, p: Processor) -> u64 {
         let s = &self.processors[p.index()];
         2 * s.expected_latency_ms() + 5_000
+    }
+
+    /// Whether a "not found" from `p` now proves that no attempt of `pending` will ever land
+    /// there: the quarantine since its last ambiguous attempt is over, and so is every longer
+    /// delay `p` announced before its current one (a delay that dropped after the attempt
+    /// arrived does not shorten its sleep).
+    ///
+    /// A blind payment (its attempt may sleep a delay nobody knows) has no such proof: with
+    /// one stamped processor it is resolved there by a retry once it takes payments again, or
+    /// by a lookup that finds it. Adopted with two stamps, something must be proven absent on
+    /// one of them, and the longest sleep assumed is `max_give_up_ms` or the longest delay this
+    /// instance saw, whichever is longer.
+    fn absence_proven(&self, now: Now, p: Processor, pending: &Pending) -> bool {
+        let now = wall(now);
+        let state = &self.processors[p.index()];
+        let mut since = pending.ambiguous_since_ms + self.quarantine_ms(p);
+        if pending.blind {
+            if pending.also.is_none() {
+                return false;
+            }
+            since += self.policy.max_give_up_ms.max(state.longest_delay_ms);
+        }
+        now >= since && now >= state.landing_horizon_ms
     }
 
     fn payment_outcome(&mut self, now: Now, p: Processor, attempt: Attempt, elapsed: u64, outcome: Outcome) {
@@ -416,13 +469,16 @@ impl Dispatcher {
                 self.stats.processors[p.index()].resolved_found += 1;
                 let _ = self.segment.mark_done(pending.slot, p, at);
             }
-            Outcome::Answered { status: 404, .. }
-                if wall(now) >= pending.ambiguous_since_ms + self.quarantine_ms(p) =>
-            {
-                // Not there, and no earlier attempt can still land: free to go anywhere.
+            Outcome::Answered { status: 404, .. } if self.absence_proven(now, p, &pending) => {
+                // Not there, and no earlier attempt can still land: free to go anywhere (or
+                // to be resolved on the other processor, if an attempt may be there).
                 self.stats.processors[p.index()].resolved_absent += 1;
                 pending.retries = 0;
-                self.fresh.push_front(pending);
+                pending.blind = pending.also.is_some();
+                match pending.also.take() {
+                    Some(other) => self.pinned[other.index()].push_back(pending),
+                    None => self.fresh.push_front(pending),
+                }
             }
             _ => {
                 pending.retries += 1;
@@ -460,7 +516,16 @@ impl Dispatcher {
         for p in Processor::ALL {
             if let Some((report, at_ms)) = self.segment.health(p) {
                 let state = &mut self.processors[p.index()];
-                state.announced_delay_ms = u64::from(report.min_response_ms);
+                let delay = u64::from(report.min_response_ms);
+                if at_ms > state.announced_at_ms {
+                    if delay < state.announced_delay_ms {
+                        let horizon = at_ms + state.announced_delay_ms;
+                        state.landing_horizon_ms = state.landing_horizon_ms.max(horizon);
+                    }
+                    state.announced_at_ms = at_ms;
+                }
+                state.longest_delay_ms = state.longest_delay_ms.max(delay);
+                state.announced_delay_ms = delay;
                 state.observe(
                     if report.failing {
                         Health::Failing
@@ -502,17 +567,25 @@ impl Dispatcher {
                 accepted_at_ms: claimed.accepted_at_ms,
                 retries: 0,
                 ambiguous_since_ms: 0,
+                also: None,
+                blind: false,
             };
-            // The previous owner may have sent it: resolve on the processor it tried last
-            // (an earlier processor was settled as "not stored" before it moved on).
+            // The previous owner may have sent it wherever it stamped an attempt. With one
+            // stamp, resolve there. With two, either may hold it (it may have gone back to the
+            // processor of the older stamp, reusing that stamp): look it up on one, then
+            // resolve on the other once the first surely does not have it.
+            let stamped = claimed.requested_at;
             let last = Processor::ALL
                 .into_iter()
-                .filter_map(|p| claimed.requested_at[p.index()].map(|at| (at, p)))
+                .filter_map(|p| stamped[p.index()].map(|at| (at, p)))
                 .max_by_key(|&(at, _)| at);
             match last {
                 Some((at, p)) => {
+                    let other = Processor::ALL[1 - p.index()];
                     let pending = Pending {
                         ambiguous_since_ms: wall(now).max(at),
+                        also: stamped[other.index()].map(|_| other),
+                        blind: true,
                         ..pending
                     };
                     self.pinned[p.index()].push_back(pending);
@@ -530,7 +603,7 @@ impl Dispatcher {
                 break;
             }
             self.give_ups.pop();
-            let Some(flight) = self.flights.get(&request) else {
+            let Some(&flight) = self.flights.get(&request) else {
                 continue;
             };
             if flight.give_up_mono_ms != due {
@@ -538,6 +611,14 @@ impl Dispatcher {
             }
             self.actions.push_back(Action::Cancel { request });
             self.stats.processors[flight.processor.index()].gave_up += 1;
+            // It outlived every delay we know of: whatever it sleeps, we cannot bound it.
+            if let Some(Flight {
+                purpose: Purpose::Payment(attempt),
+                ..
+            }) = self.flights.get_mut(&request)
+            {
+                attempt.pending.blind = true;
+            }
             self.completed(
                 now,
                 Completion {
@@ -588,15 +669,17 @@ impl Dispatcher {
 
     /// Resolves payments pinned to `p`: a retry with the same requestedAt while `p` takes
     /// payments (its 200 or 422 settles it), a lookup while it refuses them (a failing
-    /// processor answers 500 even for a payment it already has, so only a lookup can tell).
+    /// processor answers 500 even for a payment it already has, so only a lookup can tell) or
+    /// while the other processor may hold it too (`Pending::also`).
     fn pump_pinned(&mut self, now: Now, p: Processor) {
         let i = p.index();
         while let Some(&pending) = self.pinned[i].front() {
             let state = &self.processors[i];
-            if state.health != Health::Failing && state.in_flight < self.policy.in_flight_limit[i] {
+            let retry = state.health != Health::Failing && pending.also.is_none();
+            if retry && state.in_flight < self.policy.in_flight_limit[i] {
                 self.pinned[i].pop_front();
                 self.send_payment(now, p, pending, true);
-            } else if state.health == Health::Failing && state.lookups < LOOKUP_LIMIT {
+            } else if !retry && state.lookups < LOOKUP_LIMIT {
                 self.pinned[i].pop_front();
                 self.processors[i].lookups += 1;
                 let timeout = self.policy.give_up_ms(0);

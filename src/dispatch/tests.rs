@@ -527,3 +527,338 @@ fn a_purge_drops_what_was_queued() {
     assert!(r.actions(at(1_000)).is_empty());
     assert_eq!(r.d.stats().dropped, 1);
 }
+
+/// Simulation seed 29 (both-fail): fallback learned "failing" from the shared health slot, so
+/// its probe instant was 0, while the router held payments for a failing default. The
+/// deadline stayed at 0 after every tick: the reactor would have spun until the hold ended.
+#[test]
+fn a_passed_probe_instant_that_routing_does_not_use_is_not_a_deadline() {
+    let mut r = rig(Policy::default());
+    r.d.tick(at(0));
+    r.accept(at(0), 1);
+    let a = r.actions(at(0));
+    r.answer(at(10), a[0], 500);
+    r.segment.publish_health(
+        Processor::Fallback,
+        HealthReport {
+            failing: true,
+            min_response_ms: 0,
+        },
+        T0 as u64 + 20,
+    );
+    for t in [150, 300, 450] {
+        r.d.tick(at(t));
+        assert!(r.actions(at(t)).is_empty(), "nothing may go while both fail");
+        let next = r.d.next_deadline();
+        assert!(next > t, "after a tick at {t} ms the next deadline is {next} ms");
+    }
+    // The default probe still goes out on time.
+    assert_eq!(r.d.next_deadline(), 510);
+    r.d.tick(at(510));
+    let probe = r.actions(at(510));
+    assert_eq!(probe.len(), 1);
+    assert_eq!(payment_send(&probe[0]).0, Processor::Default);
+}
+
+/// Answers every health call of `d` with the given reports (by processor) and returns the
+/// other actions.
+fn actions_with_health(d: &mut Dispatcher, now: Now, reports: [(bool, u32); 2]) -> Vec<Action> {
+    let mut out = Vec::new();
+    while let Some(a) = d.poll_action() {
+        if let Action::Send {
+            request,
+            processor,
+            call: Call::Health,
+        } = a
+        {
+            let (failing, min_response_ms) = reports[processor.index()];
+            let outcome = Outcome::Answered {
+                status: if failing { 503 } else { 200 },
+                requested_at_ms: None,
+                health: Some(crate::processor_api::HealthAnswer {
+                    failing,
+                    min_response_ms,
+                }),
+                retry_after_s: None,
+            };
+            d.completed(
+                now,
+                Completion {
+                    request,
+                    processor,
+                    outcome,
+                },
+            );
+            continue;
+        }
+        out.push(a);
+    }
+    out
+}
+
+/// Simulation seeds 506 and 740 (chaos): default's delay was ~150 s when an attempt went out
+/// and became ambiguous; default then failed announcing a delay of 48 ms, so the quarantine
+/// (twice the current latency + 5 s) let a lookup's 404 free the payment to fallback while
+/// the attempt still slept inside default — it would have stored there too once default
+/// recovered. A 404 proves nothing until the longer delay has run out.
+#[test]
+fn a_not_found_frees_nothing_while_an_attempt_may_still_sleep_an_earlier_longer_delay() {
+    let mut r = rig(Policy::default());
+    let slow = [(false, 150_000), (false, 0)];
+    r.d.tick(at(0));
+    assert!(actions_with_health(&mut r.d, at(0), slow).is_empty());
+    r.accept(at(100), 1);
+    let first = actions_with_health(&mut r.d, at(100), slow);
+    assert_eq!(payment_send(&first[0]).0, Processor::Default);
+    r.fail(at(200), first[0], true);
+    // Default now fails, and its delay dropped to 48 ms (observed at 1 s).
+    let dropped = [(true, 48), (false, 0)];
+    r.segment.publish_health(
+        Processor::Default,
+        HealthReport {
+            failing: true,
+            min_response_ms: 48,
+        },
+        T0 as u64 + 1_000,
+    );
+    let mut t = 200;
+    let mut to_fallback = None;
+    while t < 200_000 && to_fallback.is_none() {
+        t += 100;
+        r.d.tick(at(t));
+        for a in actions_with_health(&mut r.d, at(t), dropped) {
+            match a {
+                Action::Send {
+                    processor: Processor::Fallback,
+                    ..
+                } => to_fallback = Some(t),
+                Action::Send {
+                    call: Call::Lookup { .. },
+                    ..
+                } => r.answer(at(t), a, 404),
+                _ => r.answer(at(t), a, 500),
+            }
+        }
+    }
+    let when = to_fallback.expect("never freed");
+    assert!(
+        when >= 1_000 + 150_000,
+        "freed to fallback at {when} ms while the attempt of 100 ms may sleep until 150.1 s"
+    );
+}
+
+/// Simulation seed 857 (chaos): instance A sent a payment to fallback (500), default (500)
+/// and fallback again, reusing fallback's first stamp, then stalled; fallback stored it. B
+/// adopted it and resolved it on default, whose stamp was the newer one — a second charge.
+/// With attempts stamped on both, the adopter must prove one of them empty before sending.
+#[test]
+fn an_adopted_payment_stamped_on_both_processors_is_looked_up_before_anything_is_sent() {
+    let segment = Segment::anonymous(1024).unwrap();
+    let a = segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
+    let owner_b = segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
+    let mut b = Dispatcher::new(segment.attach_again(), owner_b, Policy::default());
+    let healthy = [(false, 0), (false, 0)];
+    let Insert::Inserted(slot) = segment.insert_claimed(&id(1), 1990, T0 as u64, a) else {
+        panic!()
+    };
+    let on_fallback = segment
+        .begin_attempt(slot, a, Processor::Fallback, T0 as u64 + 10)
+        .unwrap();
+    segment
+        .begin_attempt(slot, a, Processor::Default, T0 as u64 + 20)
+        .unwrap();
+    assert_eq!(
+        segment.begin_attempt(slot, a, Processor::Fallback, T0 as u64 + 30),
+        Ok(on_fallback)
+    );
+    // A dies here; B adopts the payment once A is stale.
+    let mut lookups = Vec::new();
+    let mut t = 0;
+    while t < 300_000 {
+        t += 100;
+        b.tick(at(t));
+        for action in actions_with_health(&mut b, at(t), healthy) {
+            let Action::Send {
+                request,
+                processor,
+                call,
+            } = action
+            else {
+                panic!("{action:?}")
+            };
+            let (status, requested_at_ms) = match call {
+                Call::Lookup { .. } => {
+                    lookups.push((t, processor));
+                    (404, None)
+                }
+                Call::Payment { requested_at_ms, .. } => {
+                    assert_eq!(
+                        (processor, requested_at_ms),
+                        (Processor::Fallback, on_fallback),
+                        "sent before both processors were resolved (lookups so far: {lookups:?})"
+                    );
+                    // Default's absence is assumed only once any attempt of A's, whatever delay
+                    // it slept, has surely ended: `max_give_up_ms` after the adoption.
+                    let adopted = lookups[0].0;
+                    assert!(t >= adopted + Policy::default().max_give_up_ms, "at {t} ms");
+                    (422, None)
+                }
+                Call::Health => unreachable!(),
+            };
+            let outcome = Outcome::Answered {
+                status,
+                requested_at_ms,
+                health: None,
+                retry_after_s: None,
+            };
+            b.completed(
+                at(t),
+                Completion {
+                    request,
+                    processor,
+                    outcome,
+                },
+            );
+        }
+        if matches!(segment.view(slot).unwrap().state, SlotState::Done { .. }) {
+            break;
+        }
+    }
+    assert_eq!(
+        segment.view(slot).unwrap().state,
+        SlotState::Done {
+            processor: Processor::Fallback,
+            requested_at_ms: on_fallback
+        }
+    );
+    assert!(lookups.iter().all(|&(_, p)| p == Processor::Default), "{lookups:?}");
+}
+
+/// Simulation seed 3444 (chaos): instance A sent a payment to default while its delay was
+/// 163 s, saw the delay drop to 11 ms, crashed and restarted; the new instance adopted the
+/// payment knowing only the 11 ms, and a 404 from the failing default freed it to fallback
+/// while the first attempt still slept in default. An adopter that did not watch the delays
+/// the attempt ran under cannot bound its sleep: it resolves it on default, by a retry once
+/// default takes payments again.
+#[test]
+fn a_payment_adopted_blind_is_resolved_where_it_was_sent_never_freed_by_a_not_found() {
+    let segment = Segment::anonymous(1024).unwrap();
+    let a = segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
+    let Insert::Inserted(slot) = segment.insert_claimed(&id(1), 1990, T0 as u64, a) else {
+        panic!()
+    };
+    let stamp = segment
+        .begin_attempt(slot, a, Processor::Default, T0 as u64 + 10)
+        .unwrap();
+    // A dies; B starts 5 s later and only ever sees default failing with a short delay.
+    let owner_b = segment.register_owner(T0 as u64 + 5_000, OWNER_STALE_MS).unwrap();
+    let mut b = Dispatcher::new(segment.attach_again(), owner_b, Policy::default());
+    let failing = [(true, 11), (false, 0)];
+    let recovered = [(false, 11), (false, 0)];
+    let mut lookups = 0;
+    let mut t = 5_000;
+    while t < 400_000 && !matches!(segment.view(slot).unwrap().state, SlotState::Done { .. }) {
+        t += 100;
+        b.tick(at(t));
+        let default_up = t >= 300_000;
+        for action in actions_with_health(&mut b, at(t), if default_up { recovered } else { failing }) {
+            let Action::Send {
+                request,
+                processor,
+                call,
+            } = action
+            else {
+                panic!("{action:?}")
+            };
+            let status = match call {
+                Call::Lookup { .. } => {
+                    lookups += 1;
+                    404
+                }
+                Call::Payment { requested_at_ms, .. } => {
+                    assert_eq!(
+                        (processor, requested_at_ms),
+                        (Processor::Default, stamp),
+                        "at {t} ms, after {lookups} lookups"
+                    );
+                    if default_up {
+                        422
+                    } else {
+                        500
+                    }
+                }
+                Call::Health => unreachable!(),
+            };
+            b.completed(
+                at(t),
+                Completion {
+                    request,
+                    processor,
+                    outcome: Outcome::Answered {
+                        status,
+                        requested_at_ms: None,
+                        health: None,
+                        retry_after_s: None,
+                    },
+                },
+            );
+        }
+    }
+    assert!(lookups > 0);
+    assert_eq!(
+        segment.view(slot).unwrap().state,
+        SlotState::Done {
+            processor: Processor::Default,
+            requested_at_ms: stamp
+        }
+    );
+    assert!(t >= 300_000, "resolved at {t} ms, before default took payments again");
+}
+
+/// Simulation seed 126 (chaos): default's delay was 156 s for under 5 s, a window no health
+/// poll saw; an attempt sent then was given up after 18 s (its give-up time for the 2 s delay
+/// announced), default failed, and a 404 freed the payment to fallback once the quarantine
+/// for the announced delay was over — while the attempt slept on inside default. An attempt
+/// that outlived its give-up time sleeps a delay nobody knows: only default can settle it.
+#[test]
+fn a_given_up_attempt_is_never_declared_absent_by_a_not_found() {
+    let mut r = rig(Policy::default());
+    let announced = [(false, 2_090), (false, 0)];
+    r.d.tick(at(0));
+    assert!(actions_with_health(&mut r.d, at(0), announced).is_empty());
+    let slot = r.accept(at(100), 1);
+    let first = actions_with_health(&mut r.d, at(100), announced);
+    let (p, stamp) = payment_send(&first[0]);
+    assert_eq!(p, Processor::Default);
+    let failing = [(true, 1_256), (false, 0)];
+    let mut t = 100;
+    let mut gave_up = false;
+    while t < 400_000 && !matches!(r.state(slot), SlotState::Done { .. }) {
+        t += 100;
+        let up = t >= 300_000;
+        r.d.tick(at(t));
+        for a in actions_with_health(&mut r.d, at(t), if up { announced } else { failing }) {
+            match a {
+                Action::Cancel { .. } => gave_up = true,
+                Action::Send {
+                    call: Call::Lookup { .. },
+                    ..
+                } => r.answer(at(t), a, 404),
+                _ => {
+                    assert_eq!(payment_send(&a), (Processor::Default, stamp), "at {t} ms");
+                    // Default fails (500) until it recovers; then the first attempt has
+                    // landed and the retry is a duplicate.
+                    r.answer(at(t), a, if up { 422 } else { 500 });
+                }
+            }
+        }
+    }
+    assert!(gave_up);
+    assert_eq!(
+        r.state(slot),
+        SlotState::Done {
+            processor: Processor::Default,
+            requested_at_ms: stamp
+        }
+    );
+}
