@@ -147,6 +147,9 @@ pub struct ConnRef {
 pub enum Reply {
     /// The whole response was appended to the output buffer.
     Now,
+    /// The whole response was appended; close the connection once it is written (a server
+    /// ending keep-alive on its own, as real ones do).
+    NowThenClose,
     /// The answer comes later through [`Cx::respond`]; later requests on the same connection
     /// wait, so answers stay in request order.
     Later,
@@ -171,7 +174,12 @@ impl Cx<'_> {
     /// Answers the request `conn` is waiting on with what `write` appends. Returns false (and
     /// writes nothing) when the connection is gone or not waiting.
     pub fn respond(&mut self, conn: ConnRef, write: impl FnOnce(&mut Vec<u8>)) -> bool {
-        self.conns.respond(conn, self.now, write)
+        self.conns.respond(conn, self.now, false, write)
+    }
+
+    /// Like [`Cx::respond`], then closes the connection once the answer is written.
+    pub fn respond_and_close(&mut self, conn: ConnRef, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        self.conns.respond(conn, self.now, true, write)
     }
 
     /// The poll registry, for a service's own sockets (tokens from [`SERVICE_TOKEN_BASE`]).
@@ -263,10 +271,10 @@ impl Slab {
         self.live -= 1;
     }
 
-    fn respond(&mut self, r: ConnRef, now: Now, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+    fn respond(&mut self, r: ConnRef, now: Now, close: bool, write: impl FnOnce(&mut Vec<u8>)) -> bool {
         match self.entries.get_mut(r.index as usize) {
             Some((g, Some(conn))) if *g == r.generation => {
-                let ok = conn.answer_deferred(now, write);
+                let ok = conn.answer_deferred(now, close, write);
                 if ok {
                     self.resumed.push(r);
                 }

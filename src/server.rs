@@ -233,7 +233,7 @@ impl Conn {
             self.scanned = 0;
             self.phase = match (reply, keep_alive) {
                 (Reply::Now, true) => Phase::Serving,
-                (Reply::Now, false) => Phase::Finishing,
+                (Reply::Now, false) | (Reply::NowThenClose, _) => Phase::Finishing,
                 (Reply::Later, keep) => Phase::Awaiting { close: !keep },
             };
         }
@@ -269,14 +269,18 @@ impl Conn {
         }
     }
 
-    /// Appends a deferred answer and returns to serving (or finishing). False when this
-    /// connection was not waiting for one.
-    pub fn answer_deferred(&mut self, now: Now, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+    /// Appends a deferred answer and returns to serving (or finishing, when the request asked
+    /// to close or `close_after` is set). False when this connection was not waiting for one.
+    pub fn answer_deferred(&mut self, now: Now, close_after: bool, write: impl FnOnce(&mut Vec<u8>)) -> bool {
         let Phase::Awaiting { close } = self.phase else {
             return false;
         };
         write(self.wbuf.out());
-        self.phase = if close { Phase::Finishing } else { Phase::Serving };
+        self.phase = if close || close_after {
+            Phase::Finishing
+        } else {
+            Phase::Serving
+        };
         self.last_active_ms = now.mono_ms;
         self.unread = true;
         true

@@ -377,3 +377,13 @@ fn health_endpoints_are_never_called_too_often() {
         }
     }
 }
+
+#[test]
+fn processors_closing_keep_alive_connections_at_random_lose_and_duplicate_nothing() {
+    let closing: &[(&str, &str)] = &[("SIM_CLOSE_PROBABILITY", "0.2"), ("SIM_DELAY_MS", "5")];
+    let stack = Stack::start([closing, closing], &[]);
+    let ids = load(stack.apis, 9, 800, 8, 1990);
+    stack.wait_drained(20);
+    assert_eq!(stack.books(0, "").0 + stack.books(1, "").0, ids.len() as u64);
+    stack.assert_agree(&[]);
+}

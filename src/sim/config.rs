@@ -34,9 +34,9 @@ Our switches:
   SIM_HEALTH_WINDOW_MS   health-check window in ms, overriding RATE_LIMIT_SECONDS (the
                          Retry-After stays in whole seconds, rounded up)
   SIM_FRAMING            chunked (as Kestrel) or content-length [chunked]
-  SIM_CLOSE_PROBABILITY  chance from 0 to 1 that an answer carries Connection: close [0];
-                         a request that still arrives on such a connection is served but
-                         reported on stderr
+  SIM_CLOSE_PROBABILITY  chance from 0 to 1 that an answer carries Connection: close and
+                         the connection is closed after it [0]; a request already pipelined
+                         behind it is dropped with the connection, as a real server does
   SIM_SEED               seed of the generator behind SIM_CLOSE_PROBABILITY [24301]
   SIM_IDLE_TIMEOUT_MS    close keep-alive connections idle this long, checked every 250 ms
                          [130000, Kestrel's keep-alive timeout]

@@ -226,6 +226,8 @@ pub struct SimService {
     /// Connections whose last answer said `Connection: close`.
     closing: HashSet<ConnRef>,
     reused_after_close: u64,
+    /// The answer being written now was picked to close its connection.
+    close_current: bool,
 }
 
 impl SimService {
@@ -237,6 +239,7 @@ impl SimService {
             dice: CloseDice::new(options.close_probability, options.seed),
             armed: None,
             closing: HashSet::new(),
+            close_current: false,
             reused_after_close: 0,
         }
     }
@@ -265,6 +268,7 @@ impl SimService {
             self.closing.clear();
         }
         self.closing.insert(conn);
+        self.close_current = true;
         true
     }
 
@@ -272,12 +276,18 @@ impl SimService {
     fn deliver(&mut self, cx: &mut Cx<'_>) {
         while let Some((waiter, answer)) = self.state.poll_answer() {
             let close = self.decide_close(waiter.conn, waiter.keep_alive);
+            self.close_current = false;
             let writer = &mut self.writer;
-            // False when the client left meanwhile; the model already did its part.
-            let _ = cx.respond(waiter.conn, |out| match answer {
+            let write = |out: &mut Vec<u8>| match answer {
                 Answer::Payment(outcome) => writer.payment(out, outcome, close),
                 Answer::Health(health) => writer.health(out, health, close),
-            });
+            };
+            // False when the client left meanwhile; the model already did its part.
+            let _ = if close {
+                cx.respond_and_close(waiter.conn, write)
+            } else {
+                cx.respond(waiter.conn, write)
+            };
         }
     }
 
@@ -522,7 +532,13 @@ impl Service for SimService {
                 );
             }
         }
-        let reply = self.route(cx.now.mono_ms, conn, req, out);
+        self.close_current = false;
+        let mut reply = self.route(cx.now.mono_ms, conn, req, out);
+        // The dice chose to end this connection with this answer: really close it, as a
+        // server ending keep-alive does, rather than only saying so.
+        if reply == Reply::Now && std::mem::take(&mut self.close_current) {
+            reply = Reply::NowThenClose;
+        }
         self.deliver(cx);
         self.arm(cx);
         reply
