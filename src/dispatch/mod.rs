@@ -14,8 +14,8 @@
 //! - `pinned[p]`: an attempt on `p` may have landed (timeout, connection lost after writing).
 //!   DESIGN.md: it must be resolved on `p` before it may go anywhere else — by a retry on `p`
 //!   with the same `requestedAt` (200 or 422 settle it), or by `GET /payments/{id}` on `p`
-//!   (found settles it; not found settles it only once `p` has certainly finished with every
-//!   earlier attempt, see [`Dispatcher::quarantine_ms`]).
+//!   (found settles it). Not found settles nothing: the attempt may still sleep inside `p`
+//!   (see [`Dispatcher::absence_proven`]).
 //! - `delayed`: waiting out a backoff before returning to one of the above.
 //! - in flight: a request is on its way; at most one per payment.
 //!
@@ -93,10 +93,6 @@ struct Pending {
     /// do not tell which was tried last (each is fixed at the first attempt there), so it is
     /// resolved by lookups only, here and then there, never by a send that could store it.
     also: Option<Processor>,
-    /// An attempt may sleep a delay nobody knows: it outlived its give-up time (longer than
-    /// any delay announced), or another instance made it (adopted). A "not found" cannot
-    /// prove it will never land (see [`Dispatcher::absence_proven`]).
-    blind: bool,
 }
 
 /// Where a delayed payment returns when its backoff ends.
@@ -263,7 +259,6 @@ impl Dispatcher {
             retries: 0,
             ambiguous_since_ms: 0,
             also: None,
-            blind: false,
         };
         self.fresh.push_back(pending);
         self.pump(now);
@@ -367,36 +362,39 @@ impl Dispatcher {
         stats
     }
 
-    /// How long after an ambiguous attempt on `p` a "not found" from `p` proves the attempt
-    /// will never land: the processor stores a payment only after sleeping its delay, so once
-    /// twice the longest delay it is known to have (plus a margin for queueing) has passed, an
-    /// earlier request can no longer be sleeping inside it.
+    /// Twice the delay `p` is known to have, plus a margin for queueing: part of the wait after
+    /// an ambiguous attempt before a "not found" from `p` counts as absence, in the one case
+    /// where one does (see [`Dispatcher::absence_proven`]).
     pub fn quarantine_ms(&self, p: Processor) -> u64 {
         let s = &self.processors[p.index()];
         2 * s.expected_latency_ms() + 5_000
     }
 
-    /// Whether a "not found" from `p` now proves that no attempt of `pending` will ever land
-    /// there: the quarantine since its last ambiguous attempt is over, and so is every longer
-    /// delay `p` announced before its current one (a delay that dropped after the attempt
-    /// arrived does not shorten its sleep).
+    /// Whether a "not found" from `p` now lets `pending` be taken as absent from `p`.
     ///
-    /// A blind payment (its attempt may sleep a delay nobody knows) has no such proof: with
-    /// one stamped processor it is resolved there by a retry once it takes payments again, or
-    /// by a lookup that finds it. Adopted with two stamps, something must be proven absent on
-    /// one of them, and the longest sleep assumed is `max_give_up_ms` or the longest delay this
-    /// instance saw, whichever is longer.
+    /// Nothing proves it in general: a processor applies a new delay to the requests that
+    /// arrive after the change, so an attempt already inside sleeps the delay it arrived
+    /// under — which may have been set and changed again between two health polls, never
+    /// seen by anyone. (The deterministic simulation found double charges from quarantines
+    /// based on the delays seen: seeds 60, 126, 506, 740, 3444.) So a payment pinned to `p`
+    /// waits for `p`: a retry there once it takes payments (200 or 422 settles it) or a
+    /// lookup that finds it.
+    ///
+    /// The one exception is a payment adopted with attempts stamped on both processors, which
+    /// has no other way out (the stamps do not tell which was tried last): `p` is taken as
+    /// empty once the quarantine, `max_give_up_ms` or the longest delay this instance saw
+    /// (whichever is longer), and every longer delay `p` announced before its current one
+    /// have run out since the adoption. A delay longer than all of those, unseen by this
+    /// instance, could still defeat it; only a record of the processor tried last, kept in
+    /// the segment, would remove that.
     fn absence_proven(&self, now: Now, p: Processor, pending: &Pending) -> bool {
+        if pending.also.is_none() {
+            return false;
+        }
         let now = wall(now);
         let state = &self.processors[p.index()];
-        let mut since = pending.ambiguous_since_ms + self.quarantine_ms(p);
-        if pending.blind {
-            if pending.also.is_none() {
-                return false;
-            }
-            since += self.policy.max_give_up_ms.max(state.longest_delay_ms);
-        }
-        now >= since && now >= state.landing_horizon_ms
+        let longest = self.policy.max_give_up_ms.max(state.longest_delay_ms);
+        now >= pending.ambiguous_since_ms + self.quarantine_ms(p) + longest && now >= state.landing_horizon_ms
     }
 
     fn payment_outcome(&mut self, now: Now, p: Processor, attempt: Attempt, elapsed: u64, outcome: Outcome) {
@@ -470,11 +468,10 @@ impl Dispatcher {
                 let _ = self.segment.mark_done(pending.slot, p, at);
             }
             Outcome::Answered { status: 404, .. } if self.absence_proven(now, p, &pending) => {
-                // Not there, and no earlier attempt can still land: free to go anywhere (or
-                // to be resolved on the other processor, if an attempt may be there).
+                // Taken as absent here (an adopted payment stamped on both processors): it
+                // is resolved on the other one now.
                 self.stats.processors[p.index()].resolved_absent += 1;
                 pending.retries = 0;
-                pending.blind = pending.also.is_some();
                 match pending.also.take() {
                     Some(other) => self.pinned[other.index()].push_back(pending),
                     None => self.fresh.push_front(pending),
@@ -568,7 +565,6 @@ impl Dispatcher {
                 retries: 0,
                 ambiguous_since_ms: 0,
                 also: None,
-                blind: false,
             };
             // The previous owner may have sent it wherever it stamped an attempt. With one
             // stamp, resolve there. With two, either may hold it (it may have gone back to the
@@ -585,7 +581,6 @@ impl Dispatcher {
                     let pending = Pending {
                         ambiguous_since_ms: wall(now).max(at),
                         also: stamped[other.index()].map(|_| other),
-                        blind: true,
                         ..pending
                     };
                     self.pinned[p.index()].push_back(pending);
@@ -603,7 +598,7 @@ impl Dispatcher {
                 break;
             }
             self.give_ups.pop();
-            let Some(&flight) = self.flights.get(&request) else {
+            let Some(flight) = self.flights.get(&request) else {
                 continue;
             };
             if flight.give_up_mono_ms != due {
@@ -611,14 +606,6 @@ impl Dispatcher {
             }
             self.actions.push_back(Action::Cancel { request });
             self.stats.processors[flight.processor.index()].gave_up += 1;
-            // It outlived every delay we know of: whatever it sleeps, we cannot bound it.
-            if let Some(Flight {
-                purpose: Purpose::Payment(attempt),
-                ..
-            }) = self.flights.get_mut(&request)
-            {
-                attempt.pending.blind = true;
-            }
             self.completed(
                 now,
                 Completion {

@@ -24,11 +24,12 @@ pub enum Class {
     Stall,
     Duplicates,
     Purge,
+    Takeover,
     Chaos,
 }
 
 /// Every class, in report order.
-pub const CLASSES: [Class; 13] = [
+pub const CLASSES: [Class; 14] = [
     Class::Healthy,
     Class::Delays,
     Class::DefaultFails,
@@ -41,6 +42,7 @@ pub const CLASSES: [Class; 13] = [
     Class::Stall,
     Class::Duplicates,
     Class::Purge,
+    Class::Takeover,
     Class::Chaos,
 ];
 
@@ -59,8 +61,8 @@ const SEED_CLASSES: [Class; 16] = [
     Class::Stall,
     Class::Duplicates,
     Class::Purge,
-    Class::Chaos,
-    Class::Chaos,
+    Class::Takeover,
+    Class::Takeover,
     Class::Chaos,
     Class::Chaos,
 ];
@@ -80,6 +82,7 @@ impl Class {
             Class::Stall => "stall",
             Class::Duplicates => "duplicates",
             Class::Purge => "purge",
+            Class::Takeover => "takeover",
             Class::Chaos => "chaos",
         }
     }
@@ -174,6 +177,12 @@ pub struct Schedule {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ingredient {
     DelayStorm,
+    /// Both processors flap, out of phase.
+    BothFlapping,
+    /// Payments sleep in a slow processor when an instance dies or stalls; then the delay
+    /// drops and that processor fails (lookups must resolve what others sent), and sometimes
+    /// both processors flap so payments bounce between them.
+    Takeover,
     DefaultOutage,
     BothOutage,
     Flapping,
@@ -278,6 +287,9 @@ impl Schedule {
             Class::Stall => with_background(Ingredient::Stall, &mut rng),
             Class::Duplicates => with_background(Ingredient::Duplicates, &mut rng),
             Class::Purge => vec![Ingredient::Purge],
+            // Instances die or stall while payments bounce between failing processors with
+            // long delays: adopters meet attempts made by others, on either processor.
+            Class::Takeover => vec![Ingredient::Takeover],
             Class::Chaos => {
                 let mut all = CHAOS_INGREDIENTS.to_vec();
                 let mut chosen = Vec::new();
@@ -292,6 +304,7 @@ impl Schedule {
             s.add(ingredient, &mut rng);
         }
         s.changes.sort_by_key(|&(at, _)| at);
+        s.bursts.sort_by_key(|b| b.start_ms);
         s
     }
 
@@ -345,6 +358,99 @@ impl Schedule {
                         self.at(a + skew, Change::Failure(p, true));
                         self.at((b + skew).min(run), Change::Failure(p, false));
                     }
+                }
+            }
+            Ingredient::Takeover if rng.chance(0.5) => {
+                // Payments bounce: default fails long enough for them to go to fallback, then
+                // both flap out of phase, and an instance dies while some sit on fallback
+                // after a round on default.
+                let a = rng.range(2 * S, self.run_ms / 2);
+                self.bursts.push(Burst {
+                    start_ms: a + rng.range(0, 2 * S),
+                    per_s: rng.range(100, 500),
+                    count: rng.range(40, 120),
+                });
+                self.at(a, Change::Failure(Processor::Default, true));
+                self.at(a, Change::Delay(Processor::Fallback, rng.range(500, 5 * S) as u32));
+                let flap_from = a + rng.range(13 * S, 25 * S);
+                let flap_to = flap_from + rng.range(20 * S, 60 * S);
+                let period = rng.range(2 * S, 6 * S);
+                let mut t = flap_from;
+                let mut default_up = true;
+                while t < flap_to {
+                    self.at(t, Change::Failure(Processor::Default, !default_up));
+                    self.at(t + period / 3, Change::Failure(Processor::Fallback, default_up));
+                    default_up = !default_up;
+                    t += period;
+                }
+                for p in Processor::ALL {
+                    self.at(flap_to, Change::Failure(p, false));
+                }
+                let victim = rng.below(self.instances as u64) as usize;
+                let hit = rng.range(flap_from + 2 * S, flap_to);
+                if rng.chance(0.7) {
+                    self.at(hit, Change::Crash(victim));
+                    self.at(hit + rng.range(S, 10 * S), Change::Restart(victim));
+                } else {
+                    self.at(hit, Change::Stall(victim, rng.range(3_500, 8 * S)));
+                }
+            }
+            Ingredient::Takeover => {
+                let slow = if rng.chance(0.8) {
+                    Processor::Default
+                } else {
+                    Processor::Fallback
+                };
+                let a = rng.range(2 * S, self.run_ms / 2);
+                let long = rng.range(15 * S, 60 * S);
+                // A burst right then, so payments are asleep inside the slow processor.
+                self.bursts.push(Burst {
+                    start_ms: a + rng.range(0, 2 * S),
+                    per_s: rng.range(100, 500),
+                    count: rng.range(20, 80),
+                });
+                self.at(a, Change::Delay(slow, long as u32));
+                // Connections reset while those payments sleep.
+                let resets = NetFaults {
+                    reset_during: rng.unit() * 0.3,
+                    ..NetFaults::NONE
+                };
+                self.at(a, Change::Faults(resets));
+                self.at(a + 10 * S, Change::Faults(NetFaults::NONE));
+                // The processor fails (the sleepers will learn it only when they wake)...
+                self.at(a + rng.range(S, 5 * S), Change::Failure(slow, true));
+                // ...an instance dies or stalls, and another adopts its payments...
+                let victim = rng.below(self.instances as u64) as usize;
+                let hit = a + rng.range(3 * S, 8 * S);
+                if rng.chance(0.7) {
+                    self.at(hit, Change::Crash(victim));
+                    self.at(hit + rng.range(S, 10 * S), Change::Restart(victim));
+                } else {
+                    self.at(hit, Change::Stall(victim, rng.range(3_500, 8 * S)));
+                }
+                // ...the delay drops (new requests are quick, the sleepers still sleep)...
+                let drop = hit + rng.range(4 * S, 12 * S);
+                self.at(drop, Change::Delay(slow, small_delay(rng)));
+                // ...and the failure ends before the sleepers wake: they store.
+                let heal = (a + rng.range(long / 2, long)).max(drop + 5 * S);
+                self.at(heal, Change::Failure(slow, false));
+                if rng.chance(0.3) {
+                    self.add(Ingredient::BothFlapping, rng);
+                }
+            }
+            Ingredient::BothFlapping => {
+                let (a, b) = self.window(rng, 60 * S, 150 * S);
+                let period = rng.range(2 * S, 8 * S);
+                let mut t = a;
+                let mut default_failing = true;
+                while t < b {
+                    self.at(t, Change::Failure(Processor::Default, default_failing));
+                    self.at(t + period / 2, Change::Failure(Processor::Fallback, default_failing));
+                    default_failing = !default_failing;
+                    t += period + rng.range(0, S);
+                }
+                for p in Processor::ALL {
+                    self.at(b, Change::Failure(p, false));
                 }
             }
             Ingredient::Flapping => {

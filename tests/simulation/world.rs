@@ -4,8 +4,25 @@
 //! exactly what `src/pipeline.rs` and the upstream pools do in the real reactor: actions go
 //! out, completions come back.
 //!
-//! Every invariant is checked where it can first be seen (module `checks` in the comments
-//! below), so a violation stops the run at the step that caused it.
+//! Every invariant is checked where it can first be seen (the "Checks" section below), so a
+//! violation stops the run at the step that caused it:
+//! - at each send: the payment was accepted and is not done, its amount, the same
+//!   `requestedAt` as every earlier attempt on that processor (deployment-wide), nothing of it
+//!   stored on or still possibly landing at the other processor; health calls at least 5 s
+//!   apart per processor deployment-wide and never before a 429's `Retry-After`;
+//! - at each processor decision: no correlationId stored twice (by one or both), only accepted
+//!   ones; our own health calls never refused nor queued by the rate limit (unless a foreign
+//!   client polls too);
+//! - at each answer delivered: a 200, a 422 or a found lookup is recorded in the segment at
+//!   once, at that processor, with the `requestedAt` it stored; any segment state read must
+//!   match the books (done only where stored, with that `requestedAt`; done for good);
+//! - after each dispatcher tick: its next deadline is in the future (no busy loop);
+//! - every simulated second our summary over a random window, every 10 s over the official
+//!   audit window, equals each processor's books less exactly the stored payments not yet
+//!   recorded (answer on the wire, or lost and awaiting resolution); every 5 s all accepted
+//!   payments are re-read;
+//! - after recovery and the drain: every accepted payment done exactly once, books and
+//!   summaries equal.
 
 use std::collections::{BTreeMap, HashMap};
 
