@@ -46,6 +46,10 @@ Pipeline and routing:
                                   payment waits for default up to (fee gap x this) before it
                                   may go to fallback (default 120000, i.e. 12 s at 5%/15%)
   PROBE_INTERVAL_MS               spacing of single probes to a failing processor (default 500)
+  MIN_GIVE_UP_MS, MAX_GIVE_UP_MS  bounds of the wait for a processor's answer, which is
+                                  otherwise 4 x its known delay + 10 s (default 10000, 120000);
+                                  an answer not in by then is an ambiguity resolved on the
+                                  same processor
 
 Signals: SIGTERM or SIGINT close the listeners (removing unix socket files) and exit 0.
 ";
@@ -143,8 +147,19 @@ impl Config {
             )?,
             in_flight_limit: [pool_size, pool_size],
             probe_interval_ms: number("PROBE_INTERVAL_MS", var("PROBE_INTERVAL_MS"), base.probe_interval_ms, 1)?,
+            min_give_up_ms: number("MIN_GIVE_UP_MS", var("MIN_GIVE_UP_MS"), base.min_give_up_ms, 1)?,
+            max_give_up_ms: number("MAX_GIVE_UP_MS", var("MAX_GIVE_UP_MS"), base.max_give_up_ms, 1)?,
             ..base
         };
+        if policy.max_give_up_ms < policy.min_give_up_ms {
+            return Err(ConfigError {
+                var: "MAX_GIVE_UP_MS",
+                reason: format!(
+                    "{} is below MIN_GIVE_UP_MS ({})",
+                    policy.max_give_up_ms, policy.min_give_up_ms
+                ),
+            });
+        }
         Ok(Config {
             listen,
             shared_memory_path: var("SHARED_MEMORY_PATH")
@@ -303,6 +318,9 @@ mod tests {
         );
         assert_eq!(config(&[("IDLE_TIMEOUT_MS", "0")]).unwrap_err().var, "IDLE_TIMEOUT_MS");
         assert_eq!(config(&[("MAX_CONNECTIONS", "x")]).unwrap_err().var, "MAX_CONNECTIONS");
+        assert_eq!(config(&[("MAX_GIVE_UP_MS", "5000")]).unwrap_err().var, "MAX_GIVE_UP_MS");
+        let c = config(&[("MIN_GIVE_UP_MS", "300"), ("MAX_GIVE_UP_MS", "800")]).unwrap();
+        assert_eq!((c.policy.min_give_up_ms, c.policy.max_give_up_ms), (300, 800));
         let c = config(&[(
             "PAYMENT_PROCESSOR_URL_DEFAULT",
             "http://payment-processor-default:8080/",

@@ -130,6 +130,18 @@ impl Stack {
         }
     }
 
+    /// The simulators stored `total` payments between them, and each of `ids` on exactly one.
+    fn assert_each_stored_once<'a>(&self, ids: impl Iterator<Item = &'a String>, total: usize) {
+        let stored = self.books(0, "").0 + self.books(1, "").0;
+        assert_eq!(stored, total as u64, "every acknowledged payment exactly once");
+        for id in ids {
+            let found = (0..2)
+                .filter(|&i| request(self.sims[i], &get(&format!("/payments/{id}"))).status == 200)
+                .count();
+            assert_eq!(found, 1, "payment {id} found on {found} processors");
+        }
+    }
+
     /// Our books equal the simulators' over the whole run and over `windows`.
     fn assert_agree(&self, windows: &[String]) {
         let mut all = vec![String::new()];
@@ -348,14 +360,39 @@ fn killing_an_instance_under_load_loses_and_duplicates_nothing() {
     let after = load(stack.apis, 8, 200, 4, 1234);
     stack.wait_drained(30);
     let acked: HashSet<String> = first.into_iter().chain(survivor_only).chain(after).collect();
-    let total = stack.books(0, "").0 + stack.books(1, "").0;
-    assert_eq!(total, acked.len() as u64, "every acknowledged payment exactly once");
-    for id in acked.iter().step_by(37) {
-        let found = (0..2)
-            .filter(|&i| request(stack.sims[i], &get(&format!("/payments/{id}"))).status == 200)
-            .count();
-        assert_eq!(found, 1, "payment {id} found on {found} processors");
-    }
+    stack.assert_each_stored_once(acked.iter().step_by(37), acked.len());
+    stack.assert_agree(&[]);
+}
+
+#[test]
+fn a_default_slower_than_our_wait_for_answers_counts_and_charges_nothing_twice() {
+    // We wait at most 600 ms for an answer; default turns to 1.5 s per payment while the load
+    // runs, so attempts are given up on the wire, retried, given up again, and resolved by
+    // lookups: every payment must still be stored once and recorded as stored.
+    let api_env = [("MIN_GIVE_UP_MS", "300"), ("MAX_GIVE_UP_MS", "600")];
+    let stack = Stack::start([&[], &[]], &api_env);
+    let apis = stack.apis;
+    let loader = std::thread::spawn(move || load(apis, 10, 400, 4, 777));
+    std::thread::sleep(Duration::from_millis(150));
+    let slow = stack.admin(0, "PUT", "/admin/configurations/delay", r#"{"delay":1500}"#);
+    assert_eq!(slow.status, 200);
+    let mut acked = loader.join().unwrap();
+    acked.extend(load(stack.apis, 11, 200, 4, 777));
+    stack.wait_drained(60);
+    let gave_up: u64 = (0..2)
+        .map(|api| {
+            let stats = stack.stats(api);
+            let default = stats.split("\"gaveUp\":").nth(1).unwrap();
+            default
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert!(gave_up > 0, "no attempt outlived the wait: the test did not test it");
+    stack.assert_each_stored_once(acked.iter(), acked.len());
     stack.assert_agree(&[]);
 }
 

@@ -55,6 +55,9 @@ const HEALTH_INTERVAL_MS: u64 = 5_050;
 const HEALTH_TIMEOUT_MS: u64 = 3_000;
 /// Lookups (`GET /payments/{id}`) in flight per processor.
 const LOOKUP_LIMIT: usize = 4;
+/// After a given-up payment should have landed (its sending plus the processor's known
+/// delay), a lookup for it waits this much longer for queueing and clock steps.
+const LANDING_MARGIN_MS: u64 = 250;
 /// Weight of a new latency sample in the moving average (1/8).
 const LATENCY_SHIFT: u32 = 3;
 
@@ -93,6 +96,10 @@ struct Pending {
     /// do not tell which was tried last (each is fixed at the first attempt there), so it is
     /// resolved by lookups only, here and then there, never by a send that could store it.
     also: Option<Processor>,
+    /// The last retry on the pinned processor was itself ambiguous: look it up before the
+    /// next retry. A processor slower than our give-up never answers a retry in time, but a
+    /// lookup (which it answers without its delay) finds the payment once it is stored.
+    look_up_next: bool,
 }
 
 /// Where a delayed payment returns when its backoff ends.
@@ -259,6 +266,7 @@ impl Dispatcher {
             retries: 0,
             ambiguous_since_ms: 0,
             also: None,
+            look_up_next: false,
         };
         self.fresh.push_back(pending);
         self.pump(now);
@@ -452,6 +460,7 @@ impl Dispatcher {
                 self.stats.processors[i].ambiguous += 1;
                 pending.ambiguous_since_ms = wall(now).max(requested_at_ms);
                 pending.retries += 1;
+                pending.look_up_next = pinned;
                 self.requeue(now, pending, Some(p), true);
             }
         }
@@ -472,6 +481,7 @@ impl Dispatcher {
                 // is resolved on the other one now.
                 self.stats.processors[p.index()].resolved_absent += 1;
                 pending.retries = 0;
+                pending.look_up_next = false;
                 match pending.also.take() {
                     Some(other) => self.pinned[other.index()].push_back(pending),
                     None => self.fresh.push_front(pending),
@@ -479,6 +489,7 @@ impl Dispatcher {
             }
             _ => {
                 pending.retries += 1;
+                pending.look_up_next = false;
                 self.requeue(now, pending, Some(p), true);
             }
         }
@@ -514,11 +525,13 @@ impl Dispatcher {
             if let Some((report, at_ms)) = self.segment.health(p) {
                 let state = &mut self.processors[p.index()];
                 let delay = u64::from(report.min_response_ms);
+                let mut rose = false;
                 if at_ms > state.announced_at_ms {
                     if delay < state.announced_delay_ms {
                         let horizon = at_ms + state.announced_delay_ms;
                         state.landing_horizon_ms = state.landing_horizon_ms.max(horizon);
                     }
+                    rose = delay > state.announced_delay_ms;
                     state.announced_at_ms = at_ms;
                 }
                 state.longest_delay_ms = state.longest_delay_ms.max(delay);
@@ -531,6 +544,26 @@ impl Dispatcher {
                     },
                     at_ms,
                 );
+                if rose {
+                    self.extend_give_ups(p);
+                }
+            }
+        }
+    }
+
+    /// Gives the payments in flight to `p` the wait its newly announced, longer delay asks
+    /// for. They may have arrived after the change and sleep it in full; giving them up at
+    /// the old deadline would only turn answers on their way into ambiguities to resolve.
+    fn extend_give_ups(&mut self, p: Processor) {
+        let wait = self.policy.give_up_ms(self.processors[p.index()].expected_latency_ms());
+        for (&request, flight) in self.flights.iter_mut() {
+            if flight.processor != p || !matches!(flight.purpose, Purpose::Payment(_)) {
+                continue;
+            }
+            let due = flight.sent_mono_ms + wait;
+            if due > flight.give_up_mono_ms {
+                flight.give_up_mono_ms = due;
+                self.give_ups.push(Reverse((due, request)));
             }
         }
     }
@@ -565,6 +598,7 @@ impl Dispatcher {
                 retries: 0,
                 ambiguous_since_ms: 0,
                 also: None,
+                look_up_next: false,
             };
             // The previous owner may have sent it wherever it stamped an attempt. With one
             // stamp, resolve there. With two, either may hold it (it may have gone back to the
@@ -598,22 +632,40 @@ impl Dispatcher {
                 break;
             }
             self.give_ups.pop();
-            let Some(flight) = self.flights.get(&request) else {
+            let Some(&flight) = self.flights.get(&request) else {
                 continue;
             };
             if flight.give_up_mono_ms != due {
                 continue;
             }
             self.actions.push_back(Action::Cancel { request });
-            self.stats.processors[flight.processor.index()].gave_up += 1;
-            self.completed(
-                now,
-                Completion {
-                    request,
-                    processor: flight.processor,
-                    outcome: Outcome::Failed { written: true },
-                },
-            );
+            let p = flight.processor;
+            self.stats.processors[p.index()].gave_up += 1;
+            let Purpose::Payment(attempt) = flight.purpose else {
+                self.completed(
+                    now,
+                    Completion {
+                        request,
+                        processor: p,
+                        outcome: Outcome::Failed { written: true },
+                    },
+                );
+                continue;
+            };
+            // The attempt is most likely asleep inside a processor slower than we waited:
+            // it lands there at the end of its delay, and a lookup then (answered without the
+            // delay) finds it far sooner than a retry, which would sleep the delay again.
+            self.flights.remove(&request);
+            self.stats.processors[p.index()].ambiguous += 1;
+            let state = &mut self.processors[p.index()];
+            state.in_flight -= 1;
+            let lands = flight.sent_mono_ms + state.expected_latency_ms() + LANDING_MARGIN_MS;
+            let mut pending = attempt.pending;
+            pending.ambiguous_since_ms = wall(now).max(attempt.requested_at_ms);
+            pending.retries += 1;
+            pending.look_up_next = true;
+            let due = lands.max(now.mono_ms + self.policy.backoff_ms(pending.retries));
+            self.delay(due, Lane::Pinned(p), pending);
         }
     }
 
@@ -621,16 +673,20 @@ impl Dispatcher {
     fn requeue(&mut self, now: Now, pending: Pending, pinned_to: Option<Processor>, backoff: bool) {
         let lane = pinned_to.map_or(Lane::Fresh, Lane::Pinned);
         if backoff {
-            let due = now.mono_ms + self.policy.backoff_ms(pending.retries);
-            self.delayed_seq += 1;
-            self.delayed.push(Reverse((due, self.delayed_seq)));
-            self.delayed_items.insert(self.delayed_seq, (lane, pending));
+            self.delay(now.mono_ms + self.policy.backoff_ms(pending.retries), lane, pending);
         } else {
             match lane {
                 Lane::Fresh => self.fresh.push_front(pending),
                 Lane::Pinned(p) => self.pinned[p.index()].push_back(pending),
             }
         }
+    }
+
+    /// Parks a payment until `due` (monotonic ms), then it returns to `lane`.
+    fn delay(&mut self, due: u64, lane: Lane, pending: Pending) {
+        self.delayed_seq += 1;
+        self.delayed.push(Reverse((due, self.delayed_seq)));
+        self.delayed_items.insert(self.delayed_seq, (lane, pending));
     }
 
     /// Routes and sends everything that can go now.
@@ -656,13 +712,14 @@ impl Dispatcher {
 
     /// Resolves payments pinned to `p`: a retry with the same requestedAt while `p` takes
     /// payments (its 200 or 422 settles it), a lookup while it refuses them (a failing
-    /// processor answers 500 even for a payment it already has, so only a lookup can tell) or
-    /// while the other processor may hold it too (`Pending::also`).
+    /// processor answers 500 even for a payment it already has, so only a lookup can tell),
+    /// while the other processor may hold it too (`Pending::also`), or after a retry that
+    /// timed out as well (`Pending::look_up_next`).
     fn pump_pinned(&mut self, now: Now, p: Processor) {
         let i = p.index();
         while let Some(&pending) = self.pinned[i].front() {
             let state = &self.processors[i];
-            let retry = state.health != Health::Failing && pending.also.is_none();
+            let retry = state.health != Health::Failing && pending.also.is_none() && !pending.look_up_next;
             if retry && state.in_flight < self.policy.in_flight_limit[i] {
                 self.pinned[i].pop_front();
                 self.send_payment(now, p, pending, true);

@@ -77,13 +77,20 @@ impl Policy {
     /// Where the oldest waiting payment goes, given what is known now.
     pub fn route(&self, view: &RouteView) -> Route {
         let [default, fallback] = view.processors;
+        let hold = self.hold_ms();
         if default.can_take() {
+            // A default slower than fallback by more than the hold bound delays a payment
+            // longer than the fee gap is worth: fallback takes it, while one payment at a time
+            // still goes to default to keep measuring it (its delay may drop between polls).
+            let too_slow = default.latency_ms > fallback.latency_ms.saturating_add(hold);
+            if too_slow && default.in_flight > 0 && fallback.health != Health::Failing && fallback.can_take() {
+                return Route::Fallback;
+            }
             return Route::Default;
         }
         if !fallback.can_take() {
             return Route::Hold;
         }
-        let hold = self.hold_ms();
         let allowed = match default.health {
             // Default refuses payments: wait for it up to the hold bound.
             Health::Failing => view.oldest_age_ms >= hold,
@@ -265,6 +272,21 @@ mod tests {
         assert_eq!(route(slow_full, ok, 100, 50), Route::Hold);
         // Fallback full too: hold.
         assert_eq!(route(slow_full, view(Health::Healthy, 10, 10), 100, 100), Route::Hold);
+    }
+
+    #[test]
+    fn a_default_slower_than_the_hold_bound_gets_one_payment_at_a_time() {
+        let ok = view(Health::Healthy, 0, 10);
+        // 12 s hold: at 13 s per payment (10 on fallback), default's only payment measures it.
+        let glacial = view(Health::Healthy, 0, 13_000);
+        assert_eq!(route(glacial, ok, 0, 1), Route::Default);
+        let measuring = view(Health::Healthy, 1, 13_000);
+        assert_eq!(route(measuring, ok, 0, 1), Route::Fallback);
+        // Within the bound of fallback's own latency: default still.
+        assert_eq!(route(measuring, view(Health::Healthy, 0, 2_000), 0, 1), Route::Default);
+        // Fallback failing or full: waiting on default beats nothing.
+        assert_eq!(route(measuring, view(Health::Failing, 0, 10), 0, 1), Route::Default);
+        assert_eq!(route(measuring, view(Health::Healthy, 10, 10), 0, 1), Route::Default);
     }
 
     #[test]

@@ -376,11 +376,122 @@ fn an_unanswered_request_is_given_up_cancelled_and_pinned() {
     assert!(r.d.next_deadline() <= give_up);
     r.d.tick(at(give_up));
     let after = r.actions(at(give_up));
-    assert_eq!(after[0], Action::Cancel { request });
-    // Resolution goes to the same processor.
-    let retry: Vec<_> = after[1..].iter().map(payment_send).collect();
-    assert!(retry.iter().all(|(p, _)| *p == Processor::Default));
+    assert_eq!(after, vec![Action::Cancel { request }]);
     assert_eq!(r.d.stats().processors[0].gave_up, 1);
+    // Resolution goes to the same processor: a lookup first, nothing to fallback.
+    r.d.tick(at(give_up + 1_000));
+    let next = r.actions(at(give_up + 1_000));
+    assert!(
+        matches!(
+            next[..],
+            [Action::Send {
+                processor: Processor::Default,
+                call: Call::Lookup { .. },
+                ..
+            }]
+        ),
+        "{next:?}"
+    );
+}
+
+#[test]
+fn a_given_up_payment_is_looked_up_once_it_should_have_landed_and_retried_if_absent() {
+    // We wait 1 s for answers; default announces 5 s. A payment given up is asleep in the
+    // processor: a lookup (answered without the delay) once it should have landed finds it
+    // sooner than a retry, which would sleep the delay again.
+    let policy = Policy {
+        min_give_up_ms: 1_000,
+        max_give_up_ms: 1_000,
+        ..Policy::default()
+    };
+    let mut r = rig(policy);
+    r.d.tick(at(0));
+    let _ = r.actions(at(0));
+    let slow = HealthReport {
+        failing: false,
+        min_response_ms: 5_000,
+    };
+    r.segment.publish_health(Processor::Default, slow, T0 as u64 + 50);
+    r.d.tick(at(100));
+    let slot = r.accept(at(100), 1);
+    let first = r.actions(at(100));
+    let (_, stamp) = payment_send(&first[0]);
+    r.d.tick(at(1_100));
+    assert!(matches!(r.actions(at(1_100))[..], [Action::Cancel { .. }]));
+    r.d.tick(at(5_349));
+    assert!(r.actions(at(5_349)).is_empty(), "looked up before it could have landed");
+    r.d.tick(at(5_350));
+    let lookup = r.actions(at(5_350));
+    assert!(
+        matches!(lookup[..], [Action::Send { call: Call::Lookup { id: i }, .. }] if i == id(1)),
+        "{lookup:?}"
+    );
+    // Not there (the attempt was lost on the way): a retry with the same requestedAt.
+    r.answer(at(5_360), lookup[0], 404);
+    r.d.tick(at(5_460));
+    let retry = r.actions(at(5_460));
+    assert_eq!(payment_send(&retry[0]), (Processor::Default, stamp));
+    // Given up as well: a lookup again, which finds it.
+    r.d.tick(at(6_460));
+    assert!(matches!(r.actions(at(6_460))[..], [Action::Cancel { .. }]));
+    r.d.tick(at(7_000));
+    let again = r.actions(at(7_000));
+    let Action::Send {
+        request,
+        processor,
+        call: Call::Lookup { .. },
+    } = again[0]
+    else {
+        panic!("{again:?}")
+    };
+    let outcome = Outcome::Answered {
+        status: 200,
+        requested_at_ms: Some(stamp),
+        health: None,
+        retry_after_s: None,
+    };
+    let done = Completion {
+        request,
+        processor,
+        outcome,
+    };
+    r.d.completed(at(7_010), done);
+    assert_eq!(
+        r.state(slot),
+        SlotState::Done {
+            processor: Processor::Default,
+            requested_at_ms: stamp
+        }
+    );
+}
+
+#[test]
+fn a_longer_announced_delay_extends_the_wait_of_requests_in_flight() {
+    let mut r = rig(Policy::default());
+    r.d.tick(at(0));
+    let _ = r.actions(at(0));
+    r.accept(at(10), 1);
+    let sent = r.actions(at(10));
+    let old_give_up = 10 + Policy::default().give_up_ms(0);
+    r.segment.publish_health(
+        Processor::Default,
+        HealthReport {
+            failing: false,
+            min_response_ms: 5_000,
+        },
+        T0 as u64 + 50,
+    );
+    r.d.tick(at(100));
+    let _ = r.actions(at(100));
+    r.d.tick(at(old_give_up));
+    assert!(r.actions(at(old_give_up)).is_empty(), "given up at the old deadline");
+    let new_give_up = 10 + Policy::default().give_up_ms(5_000);
+    assert_eq!(r.d.next_deadline().max(new_give_up), new_give_up);
+    r.d.tick(at(new_give_up));
+    let Action::Send { request, .. } = sent[0] else {
+        panic!()
+    };
+    assert_eq!(r.actions(at(new_give_up))[0], Action::Cancel { request });
 }
 
 #[test]
