@@ -14,8 +14,11 @@
 //! - `pinned[p]`: an attempt on `p` may have landed (timeout, connection lost after writing).
 //!   DESIGN.md: it must be resolved on `p` before it may go anywhere else — by a retry on `p`
 //!   with the same `requestedAt` (200 or 422 settle it), or by `GET /payments/{id}` on `p`
-//!   (found settles it). Not found settles nothing: the attempt may still sleep inside `p`
-//!   (see [`Dispatcher::absence_proven`]).
+//!   (found settles it). Not found settles nothing: a processor applies a new delay only to
+//!   requests that arrive after the change, so the attempt may still sleep inside `p` under a
+//!   delay set and changed again between two health polls, seen by nobody. (The deterministic
+//!   simulation found double charges from "not found means absent after a quarantine": seeds
+//!   60, 126, 506, 740, 3444.)
 //! - `delayed`: waiting out a backoff before returning to one of the above.
 //! - in flight: a request is on its way; at most one per payment.
 //!
@@ -92,10 +95,6 @@ struct Pending {
     retries: u32,
     /// Wall time of the last attempt that may have landed on the processor it is pinned to.
     ambiguous_since_ms: u64,
-    /// Adopted with attempts stamped on both processors: this one may hold it too. The stamps
-    /// do not tell which was tried last (each is fixed at the first attempt there), so it is
-    /// resolved by lookups only, here and then there, never by a send that could store it.
-    also: Option<Processor>,
     /// The last retry on the pinned processor was itself ambiguous: look it up before the
     /// next retry. A processor slower than our give-up never answers a retry in time, but a
     /// lookup (which it answers without its delay) finds the payment once it is stored.
@@ -150,12 +149,6 @@ struct ProcessorState {
     announced_delay_ms: u64,
     /// Observation time of `announced_delay_ms`.
     announced_at_ms: u64,
-    /// The longest delay this instance saw announced.
-    longest_delay_ms: u64,
-    /// Wall time by which every attempt that arrived under a longer delay than the one
-    /// announced now has landed (or never will): when the delay drops, attempts already
-    /// inside the processor still sleep the old one in full.
-    landing_horizon_ms: u64,
     in_flight: usize,
     lookups: usize,
 }
@@ -169,8 +162,6 @@ impl ProcessorState {
             latency_ms: 0,
             announced_delay_ms: 0,
             announced_at_ms: 0,
-            longest_delay_ms: 0,
-            landing_horizon_ms: 0,
             in_flight: 0,
             lookups: 0,
         }
@@ -265,7 +256,6 @@ impl Dispatcher {
             accepted_at_ms: wall(now),
             retries: 0,
             ambiguous_since_ms: 0,
-            also: None,
             look_up_next: false,
         };
         self.fresh.push_back(pending);
@@ -370,41 +360,6 @@ impl Dispatcher {
         stats
     }
 
-    /// Twice the delay `p` is known to have, plus a margin for queueing: part of the wait after
-    /// an ambiguous attempt before a "not found" from `p` counts as absence, in the one case
-    /// where one does (see [`Dispatcher::absence_proven`]).
-    pub fn quarantine_ms(&self, p: Processor) -> u64 {
-        let s = &self.processors[p.index()];
-        2 * s.expected_latency_ms() + 5_000
-    }
-
-    /// Whether a "not found" from `p` now lets `pending` be taken as absent from `p`.
-    ///
-    /// Nothing proves it in general: a processor applies a new delay to the requests that
-    /// arrive after the change, so an attempt already inside sleeps the delay it arrived
-    /// under — which may have been set and changed again between two health polls, never
-    /// seen by anyone. (The deterministic simulation found double charges from quarantines
-    /// based on the delays seen: seeds 60, 126, 506, 740, 3444.) So a payment pinned to `p`
-    /// waits for `p`: a retry there once it takes payments (200 or 422 settles it) or a
-    /// lookup that finds it.
-    ///
-    /// The one exception is a payment adopted with attempts stamped on both processors, which
-    /// has no other way out (the stamps do not tell which was tried last): `p` is taken as
-    /// empty once the quarantine, `max_give_up_ms` or the longest delay this instance saw
-    /// (whichever is longer), and every longer delay `p` announced before its current one
-    /// have run out since the adoption. A delay longer than all of those, unseen by this
-    /// instance, could still defeat it; only a record of the processor tried last, kept in
-    /// the segment, would remove that.
-    fn absence_proven(&self, now: Now, p: Processor, pending: &Pending) -> bool {
-        if pending.also.is_none() {
-            return false;
-        }
-        let now = wall(now);
-        let state = &self.processors[p.index()];
-        let longest = self.policy.max_give_up_ms.max(state.longest_delay_ms);
-        now >= pending.ambiguous_since_ms + self.quarantine_ms(p) + longest && now >= state.landing_horizon_ms
-    }
-
     fn payment_outcome(&mut self, now: Now, p: Processor, attempt: Attempt, elapsed: u64, outcome: Outcome) {
         let Attempt {
             mut pending,
@@ -476,17 +431,6 @@ impl Dispatcher {
                 self.stats.processors[p.index()].resolved_found += 1;
                 let _ = self.segment.mark_done(pending.slot, p, at);
             }
-            Outcome::Answered { status: 404, .. } if self.absence_proven(now, p, &pending) => {
-                // Taken as absent here (an adopted payment stamped on both processors): it
-                // is resolved on the other one now.
-                self.stats.processors[p.index()].resolved_absent += 1;
-                pending.retries = 0;
-                pending.look_up_next = false;
-                match pending.also.take() {
-                    Some(other) => self.pinned[other.index()].push_back(pending),
-                    None => self.fresh.push_front(pending),
-                }
-            }
             _ => {
                 pending.retries += 1;
                 pending.look_up_next = false;
@@ -527,14 +471,9 @@ impl Dispatcher {
                 let delay = u64::from(report.min_response_ms);
                 let mut rose = false;
                 if at_ms > state.announced_at_ms {
-                    if delay < state.announced_delay_ms {
-                        let horizon = at_ms + state.announced_delay_ms;
-                        state.landing_horizon_ms = state.landing_horizon_ms.max(horizon);
-                    }
                     rose = delay > state.announced_delay_ms;
                     state.announced_at_ms = at_ms;
                 }
-                state.longest_delay_ms = state.longest_delay_ms.max(delay);
                 state.announced_delay_ms = delay;
                 state.observe(
                     if report.failing {
@@ -597,24 +536,16 @@ impl Dispatcher {
                 accepted_at_ms: claimed.accepted_at_ms,
                 retries: 0,
                 ambiguous_since_ms: 0,
-                also: None,
                 look_up_next: false,
             };
-            // The previous owner may have sent it wherever it stamped an attempt. With one
-            // stamp, resolve there. With two, either may hold it (it may have gone back to the
-            // processor of the older stamp, reusing that stamp): look it up on one, then
-            // resolve on the other once the first surely does not have it.
-            let stamped = claimed.requested_at;
-            let last = Processor::ALL
-                .into_iter()
-                .filter_map(|p| stamped[p.index()].map(|at| (at, p)))
-                .max_by_key(|&(at, _)| at);
-            match last {
-                Some((at, p)) => {
-                    let other = Processor::ALL[1 - p.index()];
+            // The segment records the processor of the latest attempt: the only one that may
+            // hold the payment (the previous owner left the other only after refusals that
+            // stored nothing). Resolve there. No record: it was never sent anywhere.
+            match claimed.last_attempt {
+                Some(p) => {
+                    let stamped = claimed.requested_at[p.index()].unwrap_or(0);
                     let pending = Pending {
-                        ambiguous_since_ms: wall(now).max(at),
-                        also: stamped[other.index()].map(|_| other),
+                        ambiguous_since_ms: wall(now).max(stamped),
                         ..pending
                     };
                     self.pinned[p.index()].push_back(pending);
@@ -713,13 +644,12 @@ impl Dispatcher {
     /// Resolves payments pinned to `p`: a retry with the same requestedAt while `p` takes
     /// payments (its 200 or 422 settles it), a lookup while it refuses them (a failing
     /// processor answers 500 even for a payment it already has, so only a lookup can tell),
-    /// while the other processor may hold it too (`Pending::also`), or after a retry that
-    /// timed out as well (`Pending::look_up_next`).
+    /// or after a request we gave up waiting for (`Pending::look_up_next`).
     fn pump_pinned(&mut self, now: Now, p: Processor) {
         let i = p.index();
         while let Some(&pending) = self.pinned[i].front() {
             let state = &self.processors[i];
-            let retry = state.health != Health::Failing && pending.also.is_none() && !pending.look_up_next;
+            let retry = state.health != Health::Failing && !pending.look_up_next;
             if retry && state.in_flight < self.policy.in_flight_limit[i] {
                 self.pinned[i].pop_front();
                 self.send_payment(now, p, pending, true);

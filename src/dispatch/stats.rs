@@ -28,8 +28,6 @@ pub struct ProcessorStats {
     pub probes: u64,
     /// Ambiguous attempts resolved by a lookup that found the payment.
     pub resolved_found: u64,
-    /// Ambiguous attempts resolved by a lookup that proved it absent.
-    pub resolved_absent: u64,
     /// Health calls answered 429.
     pub health_throttled: u64,
     /// Payment requests in flight now.
@@ -114,7 +112,6 @@ impl DispatchStats {
             field(out, "gaveUp", s.gave_up, false);
             field(out, "probes", s.probes, false);
             field(out, "resolvedFound", s.resolved_found, false);
-            field(out, "resolvedAbsent", s.resolved_absent, false);
             field(out, "healthThrottled", s.health_throttled, true);
             out.push(b'}');
         }

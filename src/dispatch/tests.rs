@@ -781,9 +781,9 @@ fn a_not_found_frees_nothing_while_an_attempt_may_still_sleep_an_earlier_longer_
 /// Simulation seed 857 (chaos): instance A sent a payment to fallback (500), default (500)
 /// and fallback again, reusing fallback's first stamp, then stalled; fallback stored it. B
 /// adopted it and resolved it on default, whose stamp was the newer one — a second charge.
-/// With attempts stamped on both, the adopter must prove one of them empty before sending.
+/// The segment records the processor of the latest attempt: B resolves there, and only there.
 #[test]
-fn an_adopted_payment_stamped_on_both_processors_is_looked_up_before_anything_is_sent() {
+fn an_adopted_payment_is_resolved_where_it_was_last_sent_whatever_the_stamps_order() {
     let segment = Segment::anonymous(1024).unwrap();
     let a = segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
     let owner_b = segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
@@ -803,9 +803,8 @@ fn an_adopted_payment_stamped_on_both_processors_is_looked_up_before_anything_is
         Ok(on_fallback)
     );
     // A dies here; B adopts the payment once A is stale.
-    let mut lookups = Vec::new();
     let mut t = 0;
-    while t < 300_000 {
+    while t < 30_000 && !matches!(segment.view(slot).unwrap().state, SlotState::Done { .. }) {
         t += 100;
         b.tick(at(t));
         for action in actions_with_health(&mut b, at(t), healthy) {
@@ -817,28 +816,17 @@ fn an_adopted_payment_stamped_on_both_processors_is_looked_up_before_anything_is
             else {
                 panic!("{action:?}")
             };
-            let (status, requested_at_ms) = match call {
-                Call::Lookup { .. } => {
-                    lookups.push((t, processor));
-                    (404, None)
-                }
-                Call::Payment { requested_at_ms, .. } => {
-                    assert_eq!(
-                        (processor, requested_at_ms),
-                        (Processor::Fallback, on_fallback),
-                        "sent before both processors were resolved (lookups so far: {lookups:?})"
-                    );
-                    // Default's absence is assumed only once any attempt of A's, whatever delay
-                    // it slept, has surely ended: `max_give_up_ms` after the adoption.
-                    let adopted = lookups[0].0;
-                    assert!(t >= adopted + Policy::default().max_give_up_ms, "at {t} ms");
-                    (422, None)
-                }
-                Call::Health => unreachable!(),
+            let Call::Payment { requested_at_ms, .. } = call else {
+                panic!("no lookup needed: {call:?}")
             };
+            assert_eq!(
+                (processor, requested_at_ms),
+                (Processor::Fallback, on_fallback),
+                "at {t} ms"
+            );
             let outcome = Outcome::Answered {
-                status,
-                requested_at_ms,
+                status: 422,
+                requested_at_ms: None,
                 health: None,
                 retry_after_s: None,
             };
@@ -851,9 +839,6 @@ fn an_adopted_payment_stamped_on_both_processors_is_looked_up_before_anything_is
                 },
             );
         }
-        if matches!(segment.view(slot).unwrap().state, SlotState::Done { .. }) {
-            break;
-        }
     }
     assert_eq!(
         segment.view(slot).unwrap().state,
@@ -862,7 +847,7 @@ fn an_adopted_payment_stamped_on_both_processors_is_looked_up_before_anything_is
             requested_at_ms: on_fallback
         }
     );
-    assert!(lookups.iter().all(|&(_, p)| p == Processor::Default), "{lookups:?}");
+    assert_eq!(b.stats().adopted, 1);
 }
 
 /// Simulation seed 3444 (chaos): instance A sent a payment to default while its delay was

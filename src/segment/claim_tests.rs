@@ -139,6 +139,7 @@ fn claim_from_queued_is_idempotent_and_refused_for_a_live_owner() {
         cents: 1990,
         accepted_at_ms: T0 - 5,
         requested_at: [None, None],
+        last_attempt: None,
     };
     assert_eq!(segment.claim(slot, a, T0, STALE), Ok(expected));
     assert_eq!(segment.claim(slot, a, T0 + 1, STALE), Ok(expected), "already ours");
@@ -244,7 +245,8 @@ fn adopt_takes_old_queued_payments_and_leaves_young_ones() {
                 id: uuid(n),
                 cents: n + 1,
                 accepted_at_ms: T0,
-                requested_at: [None, None]
+                requested_at: [None, None],
+                last_attempt: None,
             }
         );
         assert!(matches!(segment.view(*slot).unwrap().state, SlotState::InFlight { owner, .. } if owner == a.0));
@@ -292,12 +294,12 @@ fn adopt_takes_a_stale_owners_payments_with_their_stamps() {
     expected.sort_unstable();
     assert_eq!(claimed_slots(&out), expected, "the dead owner's, not the live one's");
     for (slot, claimed) in &out {
-        let stamps = if *slot == dead_slots[3] {
-            [None, Some(T0 + 7)]
+        let (stamps, last) = if *slot == dead_slots[3] {
+            ([None, Some(T0 + 7)], Some(Processor::Fallback))
         } else {
-            [None, None]
+            ([None, None], None)
         };
-        assert_eq!(claimed.requested_at, stamps);
+        assert_eq!((claimed.requested_at, claimed.last_attempt), (stamps, last));
         assert_eq!(
             segment.begin_attempt(*slot, dead, Processor::Default, T0),
             Err(AttemptError::NotOwner)
@@ -306,6 +308,43 @@ fn adopt_takes_a_stale_owners_payments_with_their_stamps() {
     for slot in &live_slots {
         assert!(matches!(segment.view(*slot).unwrap().state, SlotState::InFlight { owner, .. } if owner == live.0));
     }
+}
+
+#[test]
+fn the_latest_attempt_is_recorded_and_handed_to_the_adopter_whatever_the_stamps_order() {
+    let segment = Segment::anonymous(1024).unwrap();
+    let a = segment.register_owner(T0, STALE).unwrap();
+    let b = segment.register_owner(T0, STALE).unwrap();
+    let c = segment.register_owner(T0, STALE).unwrap();
+    let slot = inserted(segment.insert_claimed(&uuid(1), 5, T0, a));
+    // Fallback first (stamp T0+1), then default (T0+2), then fallback again reusing T0+1: the
+    // older stamp is the latest attempt.
+    assert_eq!(segment.begin_attempt(slot, a, Processor::Fallback, T0 + 1), Ok(T0 + 1));
+    assert_eq!(segment.begin_attempt(slot, a, Processor::Default, T0 + 2), Ok(T0 + 2));
+    assert_eq!(segment.begin_attempt(slot, a, Processor::Fallback, T0 + 3), Ok(T0 + 1));
+    // The record travels with ownership: b takes it from dead a, c from dead b.
+    segment.unregister_owner(a);
+    let claimed = segment.claim(slot, b, T0 + 4, STALE).unwrap();
+    assert_eq!(claimed.requested_at, [Some(T0 + 2), Some(T0 + 1)]);
+    assert_eq!(claimed.last_attempt, Some(Processor::Fallback));
+    assert_eq!(segment.begin_attempt(slot, b, Processor::Default, T0 + 5), Ok(T0 + 2));
+    // a is gone: its attempt is refused and does not touch b's record.
+    assert_eq!(
+        segment.begin_attempt(slot, a, Processor::Fallback, T0 + 6),
+        Err(AttemptError::NotOwner)
+    );
+    assert!(matches!(segment.view(slot).unwrap().state, SlotState::InFlight { owner, .. } if owner == b.0));
+    segment.unregister_owner(b);
+    let mut out = Vec::new();
+    segment.adopt(c, T0 + 7, STALE, 0, 0, 1024, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.last_attempt, Some(Processor::Default));
+    // Never attempted: nothing recorded.
+    let fresh = inserted(segment.insert_claimed(&uuid(2), 5, T0, c));
+    assert_eq!(segment.claim(fresh, c, T0, STALE).unwrap().last_attempt, None);
+    // Done: the record ends with the payment.
+    segment.mark_done(slot, Processor::Default, T0 + 2).unwrap();
+    assert_eq!(segment.claim(slot, c, T0 + 8, STALE), Err(ClaimError::AlreadyDone));
 }
 
 #[test]
@@ -528,7 +567,7 @@ fn stamp_tags_order_epochs_across_the_wrap() {
 
 /// The attempt protocol under a real race: an old owner that keeps attempting while an adopter
 /// takes its payment over. Whenever the old owner was allowed to send, the adopter must have
-/// seen that attempt's requestedAt.
+/// seen that attempt's requestedAt and processor; when it was not, no record of it.
 #[test]
 fn an_adopter_sees_every_attempt_its_predecessor_may_have_sent() {
     const ROUNDS: u64 = 20_000;
@@ -574,7 +613,7 @@ fn an_adopter_sees_every_attempt_its_predecessor_may_have_sent() {
                 arrive(&arrived, 2, round);
                 spin(rng.below(48));
                 let claimed = handle.claim(slots[round as usize], heir, T0, STALE).unwrap();
-                seen.push(claimed.requested_at[processor(round).index()]);
+                seen.push((claimed.requested_at[processor(round).index()], claimed.last_attempt));
             }
             seen
         });
@@ -586,17 +625,21 @@ fn an_adopter_sees_every_attempt_its_predecessor_may_have_sent() {
             Some(at) => {
                 assert_eq!(
                     seen[round],
-                    Some(at),
+                    (Some(at), Some(processor(round as u64))),
                     "round {round}: a send the adopter cannot know of"
                 );
                 both += 1;
             }
-            None => lost_first += 1,
+            None => {
+                // No send allowed, so no record either: the adopter sends it afresh.
+                assert_eq!(seen[round].1, None, "round {round}: a record without a send");
+                lost_first += 1;
+            }
         }
         // The tightest interleaving: the old owner stamped after the adopter read the stamps,
         // so it had to find the payment lost (and did not send).
         let stamp = segment.view(slots[round]).unwrap().requested_at[processor(round as u64).index()];
-        if seen[round].is_none() && stamp.is_some() {
+        if seen[round].0.is_none() && stamp.is_some() {
             assert_eq!(sent[round], None);
             stamped_late += 1;
         }

@@ -16,21 +16,28 @@
 //!
 //! ```text
 //! owner O (begin_attempt)                     adopter A (claim / adopt)
-//! W1: stamp requested_at[P] (SeqCst CAS)      W2: CAS ctrl InFlight{O} → InFlight{A} (SeqCst)
-//! R1: load ctrl (SeqCst); == InFlight{O}?     R2: load requested_at[P] (SeqCst)
-//!     yes → O may send with the stamp             → A knows the attempts made so far
+//! W1: stamp requested_at[P] (SeqCst CAS)      W2: CAS ctrl InFlight{O,·} → InFlight{A,·} (SeqCst)
+//! R1: CAS ctrl InFlight{O,·} → InFlight{O,P}  R2: load requested_at[P] (SeqCst)
+//!     (SeqCst); ok → O may send with the stamp    → A knows the attempts made so far
 //! ```
 //!
-//! This is the store-buffer pattern: with weaker orderings both loads could miss the other
+//! This is the store-buffer pattern: with weaker orderings both sides could miss the other
 //! side's store (each store still in its core's buffer), O would send and A would not know.
 //! With all four operations SeqCst they sit in one total order S, each side's store before its
-//! load. If R1 saw InFlight{O}, then R1 precedes W2 in S (had W2 come first, R1 would read W2
-//! or a later value, none of which is InFlight{O} while O runs this call), so
+//! read. R1 and W2 are read-modify-writes of the same word, so one of them reads the other's
+//! value: if R1 succeeded, it came first (had W2 come first, R1 would find InFlight{A}), so
 //! W1 < R1 < W2 < R2 and R2 reads W1's stamp or a later write; a stamp is fixed once per epoch
 //! (only `mark_done` rewrites it, and then A's claim fails), so R2 reads W1's value. If O
 //! found the stamp already set (its SeqCst load or failed CAS read an earlier SeqCst stamp X),
 //! X < W1 in S and the same chain shows A that stamp. Either O sees it lost the payment and
-//! does not send, or A sees the stamp: never neither. (Both may see each other: A then
+//! does not send, or A sees the stamp: never neither.
+//!
+//! R1 also records P as the processor of the latest attempt (`layout::in_flight_aux`), and W2
+//! carries that record over from the word it replaces: A learns which processor O sent to
+//! last — the only one that may hold the payment, since O leaves a processor only after
+//! refusals that stored nothing (an ambiguous attempt pins the payment where it was sent).
+//! Being the CAS that proves ownership, the record can never be written by an instance that
+//! lost the payment. (Both may see each other: A then
 //! resolves the attempt on P with the same `requestedAt`, and a second delivery is answered
 //! `422`, which DESIGN.md counts as done.) On x86 every CAS is a full barrier anyway; the
 //! SeqCst orderings are what makes the argument hold on weaker machines (ARM) too.
@@ -46,9 +53,12 @@
 //! # Crashes
 //! - After a claim (or `insert_claimed`): the payment stays `IN_FLIGHT` for a dead owner and is
 //!   adopted once its heartbeat is `stale_ms` old (at once after `unregister_owner`).
-//! - After a stamp, before or after the send: the adopter sees the stamp in
-//!   [`Claimed::requested_at`] and must treat P as possibly attempted (resolve there, same
-//!   `requestedAt`). A stamp whose send never happened only makes the adopter ask P first.
+//! - After R1, before or after the send: the adopter sees the stamp in
+//!   [`Claimed::requested_at`] and P in [`Claimed::last_attempt`] and must treat P as possibly
+//!   attempted (resolve there, same `requestedAt`). A send that never happened only makes the
+//!   adopter ask P first.
+//! - Between W1 and R1: the stamp is there, the record still names the processor before (or
+//!   none); P was never sent to, and the adopter resolves where the record says.
 //! - In `adopt` between two claims: the payments claimed so far are that owner's, adopted
 //!   again when it is stale.
 
@@ -57,7 +67,10 @@ use std::sync::atomic::{fence, Ordering};
 
 use crate::payment::{Cents, Processor, Uuid};
 
-use super::layout::{pack_stamp, read_stamp, stamp_time, state, Ctrl, Slot, Stamp, MAX_TIME_MS};
+use super::layout::{
+    aux_last_attempt, aux_owner, in_flight_aux, pack_stamp, read_stamp, stamp_time, state, Ctrl, Slot, Stamp,
+    MAX_TIME_MS,
+};
 use super::table::Key;
 use super::{Insert, OwnerId, Segment, SlotId};
 
@@ -74,6 +87,9 @@ pub struct Claimed {
     /// [`Processor::index`]: `Some` means that processor may have received the payment, and a
     /// new attempt there must reuse this time.
     pub requested_at: [Option<u64>; 2],
+    /// The processor of the latest attempt, as recorded by the attempt protocol (module doc):
+    /// the only one that may hold the payment. `None`: never sent anywhere.
+    pub last_attempt: Option<Processor>,
 }
 
 /// Why [`Segment::claim`] refused.
@@ -136,6 +152,16 @@ pub struct Census {
     pub oldest_pending_accepted_ms: Option<u64>,
 }
 
+/// The processor of the latest attempt recorded in a `ctrl` word (none unless `IN_FLIGHT`).
+fn last_attempt_of(word: u64) -> Option<Processor> {
+    let ctrl = Ctrl::decode(word);
+    if ctrl.state == state::IN_FLIGHT {
+        aux_last_attempt(ctrl.aux)
+    } else {
+        None
+    }
+}
+
 /// The error of an attempt whose payment's `ctrl` reads `word` and is not ours.
 fn attempt_error(word: u64, epoch: u32) -> AttemptError {
     let ctrl = Ctrl::decode(word);
@@ -154,7 +180,7 @@ impl Segment {
     /// (the accepting instance dispatches what it accepted, saving a claim). A duplicate
     /// returns [`Insert::Duplicate`] and changes nothing, whatever the state of the live one.
     pub fn insert_claimed(&self, id: &Uuid, cents: Cents, now_ms: u64, owner: OwnerId) -> Insert {
-        self.insert_as(id, cents, now_ms, state::IN_FLIGHT, u64::from(owner.0))
+        self.insert_as(id, cents, now_ms, state::IN_FLIGHT, in_flight_aux(owner.0, None))
     }
 
     /// Claims the payment in `slot` for `owner`: from `QUEUED`, or from an owner that is stale
@@ -174,16 +200,16 @@ impl Segment {
             }
             match ctrl.state {
                 state::QUEUED => {}
-                state::IN_FLIGHT if ctrl.aux == u32::from(owner.0) => {
-                    return self.claimed(raw, epoch).ok_or(ClaimError::NotLive);
+                state::IN_FLIGHT if aux_owner(ctrl.aux) == owner.0 => {
+                    return self.claimed(raw, word, epoch).ok_or(ClaimError::NotLive);
                 }
-                state::IN_FLIGHT if self.owner_is_stale(OwnerId(ctrl.aux as u16), now_ms, stale_ms) => {}
+                state::IN_FLIGHT if self.owner_is_stale(OwnerId(aux_owner(ctrl.aux)), now_ms, stale_ms) => {}
                 state::IN_FLIGHT => return Err(ClaimError::OwnedByLive),
                 state::INDEXING | state::DONE => return Err(ClaimError::AlreadyDone),
                 _ => return Err(ClaimError::NotLive), // EMPTY, WRITING (never published yet)
             }
             if self.take(raw, word, epoch, owner) {
-                return self.claimed(raw, epoch).ok_or(ClaimError::NotLive);
+                return self.claimed(raw, word, epoch).ok_or(ClaimError::NotLive);
             }
             // The slot moved (claimed, done, purged and reused): decide again.
         }
@@ -211,9 +237,8 @@ impl Segment {
         let slots = self.slots();
         let mask = self.capacity - 1;
         let epoch = self.current_epoch();
-        let mine = u32::from(owner.0);
         // The last other owner looked up, and whether it was stale.
-        let mut known: Option<(u32, bool)> = None;
+        let mut known: Option<(u16, bool)> = None;
         let mut index = cursor & mask;
         for _ in 0..budget.min(self.capacity) {
             let raw = &slots[index as usize];
@@ -229,18 +254,19 @@ impl Segment {
                 // Relaxed: published with the payment (Acquire above); if the slot is reused
                 // meanwhile, the CAS from `word` fails.
                 state::QUEUED => now_ms.saturating_sub(raw.accepted_at.load(Ordering::Relaxed)) >= min_age_ms,
-                state::IN_FLIGHT if ctrl.aux != mine => match known {
-                    Some((other, stale)) if other == ctrl.aux => stale,
+                state::IN_FLIGHT if aux_owner(ctrl.aux) != owner.0 => match known {
+                    Some((other, stale)) if other == aux_owner(ctrl.aux) => stale,
                     _ => {
-                        let stale = self.owner_is_stale(OwnerId(ctrl.aux as u16), now_ms, stale_ms);
-                        known = Some((ctrl.aux, stale));
+                        let other = aux_owner(ctrl.aux);
+                        let stale = self.owner_is_stale(OwnerId(other), now_ms, stale_ms);
+                        known = Some((other, stale));
                         stale
                     }
                 },
                 _ => false,
             };
             if wanted && self.take(raw, word, epoch, owner) {
-                if let Some(claimed) = self.claimed(raw, epoch) {
+                if let Some(claimed) = self.claimed(raw, word, epoch) {
                     out.push((here, claimed));
                 }
             }
@@ -248,9 +274,11 @@ impl Segment {
         index
     }
 
-    /// Moves `raw` from `ctrl` = `word` to owned by `owner`; false when the slot moved.
+    /// Moves `raw` from `ctrl` = `word` to owned by `owner`, keeping the record of the latest
+    /// attempt; false when the slot moved.
     fn take(&self, raw: &Slot, word: u64, epoch: u32, owner: OwnerId) -> bool {
-        let mine = Ctrl::encode(epoch, state::IN_FLIGHT, u64::from(owner.0));
+        let last = last_attempt_of(word);
+        let mine = Ctrl::encode(epoch, state::IN_FLIGHT, in_flight_aux(owner.0, last));
         // SeqCst: W2 of the attempt protocol (module doc); it also acquires the payment's
         // publish, as a read-modify-write continuing the insert's release sequence.
         raw.ctrl
@@ -258,9 +286,9 @@ impl Segment {
             .is_ok()
     }
 
-    /// The payment of a slot just claimed (or owned) in `epoch`; `None` when a purge and a new
-    /// insert reused the slot while it was read.
-    fn claimed(&self, raw: &Slot, epoch: u32) -> Option<Claimed> {
+    /// The payment of a slot just claimed (or owned) in `epoch` from `ctrl` = `word`; `None`
+    /// when a purge and a new insert reused the slot while it was read.
+    fn claimed(&self, raw: &Slot, word: u64, epoch: u32) -> Option<Claimed> {
         // Relaxed: the claim acquired the publish, and these never change while the slot is
         // live in `epoch` (checked below).
         let id = Key::load(raw).uuid();
@@ -279,6 +307,7 @@ impl Segment {
             cents,
             accepted_at_ms,
             requested_at,
+            last_attempt: last_attempt_of(word),
         })
     }
 
@@ -300,12 +329,15 @@ impl Segment {
     ) -> Result<u64, AttemptError> {
         let raw = self.slots().get(slot.0 as usize).ok_or(AttemptError::NotLive)?;
         let epoch = self.current_epoch();
-        let mine = Ctrl::encode(epoch, state::IN_FLIGHT, u64::from(owner.0));
+        let ours = |word: u64| {
+            let ctrl = Ctrl::decode(word);
+            ctrl.epoch == epoch && ctrl.state == state::IN_FLIGHT && aux_owner(ctrl.aux) == owner.0
+        };
         // Acquire: a cheap early refusal, so a payment lost long ago gets no stamp; the
-        // decisive check is the SeqCst load after the stamp.
-        let before = raw.ctrl.load(Ordering::Acquire);
-        if before != mine {
-            return Err(attempt_error(before, epoch));
+        // decisive check is R1 after the stamp.
+        let mut word = raw.ctrl.load(Ordering::Acquire);
+        if !ours(word) {
+            return Err(attempt_error(word, epoch));
         }
         let stamp = &raw.requested_at[processor.index()];
         let wanted = pack_stamp(epoch, requested_at_ms.min(MAX_TIME_MS));
@@ -324,12 +356,18 @@ impl Segment {
                 }
             }
         };
-        // SeqCst: R1 of the attempt protocol (module doc).
-        let after = raw.ctrl.load(Ordering::SeqCst);
-        if after == mine {
-            Ok(fixed)
-        } else {
-            Err(attempt_error(after, epoch))
+        let recorded = Ctrl::encode(epoch, state::IN_FLIGHT, in_flight_aux(owner.0, Some(processor)));
+        loop {
+            // SeqCst: R1 of the attempt protocol (module doc), which also records `processor`.
+            match raw
+                .ctrl
+                .compare_exchange(word, recorded, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Ok(fixed),
+                // Still ours (no one else changes an owned word but `mark_done`): try again.
+                Err(actual) if ours(actual) => word = actual,
+                Err(actual) => return Err(attempt_error(actual, epoch)),
+            }
         }
     }
 

@@ -15,13 +15,16 @@
 use std::mem::{align_of, size_of};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
+use crate::payment::Processor;
+
 /// The first 8 bytes of every segment file.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"PAYRELAY");
 
 /// Bumped whenever the bytes of the segment change meaning; an older file is refused.
 /// Version 2: owner entries and health slots in the header, `requested_at` stamps tagged with
-/// their epoch, the slot's lease word unused.
-pub(crate) const VERSION: u32 = 2;
+/// their epoch, the slot's lease word unused. Version 3: an `IN_FLIGHT` slot's `ctrl` also
+/// names the processor of the latest attempt ([`in_flight_aux`]).
+pub(crate) const VERSION: u32 = 3;
 
 /// Smallest accepted capacity (number of payment slots).
 pub(crate) const MIN_CAPACITY: u32 = 1 << 10;
@@ -352,7 +355,8 @@ pub(crate) mod state {
     pub const WRITING: u8 = 1;
     /// Accepted, waiting for the dispatcher.
     pub const QUEUED: u8 = 2;
-    /// Claimed by a dispatcher; aux = owner id (an `OwnerId`, never 0 when written by it).
+    /// Claimed by a dispatcher; aux = owner id (an `OwnerId`, never 0 when written by it) and
+    /// the processor of the latest attempt: see [`super::in_flight_aux`].
     pub const IN_FLIGHT: u8 = 3;
     /// `mark_done` owns the slot and is indexing it; aux = processor index.
     pub const INDEXING: u8 = 4;
@@ -362,6 +366,33 @@ pub(crate) mod state {
 
 /// Mask of the aux field of `ctrl`.
 pub(crate) const AUX_MASK: u64 = (1 << 24) - 1;
+
+/// Where an `IN_FLIGHT` aux keeps the processor of the latest attempt (2 bits above the
+/// 16-bit owner id: 0 none yet, else `Processor::index() + 1`). Kept in `ctrl` so that
+/// recording it is the same compare-and-swap that proves the writer still owns the payment,
+/// and an adopter reads it from the very word it takes the payment from: an instance that
+/// lost the payment can never overwrite it.
+const LAST_ATTEMPT_SHIFT: u32 = 16;
+
+/// The aux of an `IN_FLIGHT` ctrl: `owner`, and `last` as the processor of the latest attempt.
+pub(crate) fn in_flight_aux(owner: u16, last: Option<Processor>) -> u64 {
+    let last = last.map_or(0, |p| p.index() as u64 + 1);
+    u64::from(owner) | (last << LAST_ATTEMPT_SHIFT)
+}
+
+/// The owner id in an `IN_FLIGHT` aux.
+pub(crate) fn aux_owner(aux: u32) -> u16 {
+    aux as u16
+}
+
+/// The processor of the latest attempt in an `IN_FLIGHT` aux.
+pub(crate) fn aux_last_attempt(aux: u32) -> Option<Processor> {
+    match (aux >> LAST_ATTEMPT_SHIFT) & 3 {
+        1 => Some(Processor::Default),
+        2 => Some(Processor::Fallback),
+        _ => None,
+    }
+}
 
 /// A decoded `ctrl` word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

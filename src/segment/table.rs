@@ -27,8 +27,8 @@ use std::sync::atomic::{fence, Ordering};
 use crate::payment::{Cents, Processor, Uuid, MAX_CENTS};
 
 use super::layout::{
-    epoch_of_live, is_newer_epoch, live_of, next_epoch, pack_epoch_live, pack_stamp, read_stamp, stamp_time, state,
-    Ctrl, Slot, Stamp, AUX_MASK, MAX_TIME_MS, WRITING_STALE_MS,
+    aux_owner, epoch_of_live, is_newer_epoch, live_of, next_epoch, pack_epoch_live, pack_stamp, read_stamp, stamp_time,
+    state, Ctrl, Slot, Stamp, AUX_MASK, MAX_TIME_MS, WRITING_STALE_MS,
 };
 use super::{window, DoneError, Insert, PaymentView, Segment, SlotId, SlotState, Summary};
 
@@ -315,8 +315,8 @@ impl Segment {
             let state = match ctrl.state {
                 state::QUEUED => SlotState::Queued,
                 state::IN_FLIGHT => SlotState::InFlight {
-                    owner: ctrl.aux as u16,
-                    owner_heartbeat_ms: self.owner_heartbeat(ctrl.aux as u16),
+                    owner: aux_owner(ctrl.aux),
+                    owner_heartbeat_ms: self.owner_heartbeat(aux_owner(ctrl.aux)),
                 },
                 _ => {
                     let processor = Processor::from_index(ctrl.aux as usize).unwrap_or(Processor::Default);
