@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`config`]: environment → typed [`config::Config`], defaults, `--help` text.
+//! - [`cli`]: the few command-line arguments both binaries take.
 //! - [`sys`]: the few thin `libc` wrappers (termination signals, accept backlog).
 //! - [`timer`]: deadlines; the next poll timeout.
 //! - [`buf`]: capped read/write buffers; the only socket drain loops.
@@ -25,6 +26,7 @@
 
 pub mod api;
 pub mod buf;
+pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod http;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use payrelay::api::Api;
+use payrelay::cli::{invocation, Invocation};
 use payrelay::config::{Config, HELP};
 use payrelay::dispatch::{Dispatcher, OWNER_STALE_MS};
 use payrelay::pipeline::Pipeline;
@@ -12,21 +13,11 @@ use payrelay::timer::Clock;
 use payrelay::upstream::{Upstream, UpstreamConfig};
 
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        None => {}
-        Some("-h" | "--help") => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Some("--check") => return check(),
-        Some("-V" | "--version") => {
-            println!("payrelay {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("payrelay: unknown argument {other:?}; see --help");
-            return ExitCode::from(2);
-        }
+    let arg = std::env::args().nth(1);
+    match invocation("payrelay", HELP, &["--check"], arg.as_deref()) {
+        Invocation::Run => {}
+        Invocation::Flag(_) => return check(),
+        Invocation::Exit(code) => return code,
     }
     let config = match Config::from_env() {
         Ok(c) => c,

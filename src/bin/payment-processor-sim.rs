@@ -3,25 +3,16 @@
 
 use std::process::ExitCode;
 
+use payrelay::cli::{invocation, Invocation};
 use payrelay::reactor::Reactor;
 use payrelay::sim::config::{SimConfig, HELP};
 use payrelay::sim::SimService;
 
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        None => {}
-        Some("-h" | "--help") => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Some("-V" | "--version") => {
-            println!("payment-processor-sim {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("payment-processor-sim: unknown argument {other:?}; see --help");
-            return ExitCode::from(2);
-        }
+    // No flags of its own: anything but help and version is refused.
+    let arg = std::env::args().nth(1);
+    if let Invocation::Exit(code) = invocation("payment-processor-sim", HELP, &[], arg.as_deref()) {
+        return code;
     }
     let config = match SimConfig::from_env() {
         Ok(c) => c,
