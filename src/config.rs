@@ -50,6 +50,9 @@ Pipeline and routing:
                                   otherwise 4 x its known delay + 10 s (default 10000, 120000);
                                   an answer not in by then is an ambiguity resolved on the
                                   same processor
+  AUDIT_LAG_MS                    how long before an audit its window ends (default 1500); a
+                                  default at least this slow is avoided while fallback is
+                                  not, since audits would catch its stores; 0 disables
 
 Signals: SIGTERM or SIGINT close the listeners (removing unix socket files) and exit 0.
 ";
@@ -149,6 +152,7 @@ impl Config {
             probe_interval_ms: number("PROBE_INTERVAL_MS", var("PROBE_INTERVAL_MS"), base.probe_interval_ms, 1)?,
             min_give_up_ms: number("MIN_GIVE_UP_MS", var("MIN_GIVE_UP_MS"), base.min_give_up_ms, 1)?,
             max_give_up_ms: number("MAX_GIVE_UP_MS", var("MAX_GIVE_UP_MS"), base.max_give_up_ms, 1)?,
+            audit_lag_ms: number("AUDIT_LAG_MS", var("AUDIT_LAG_MS"), base.audit_lag_ms, 0)?,
             ..base
         };
         if policy.max_give_up_ms < policy.min_give_up_ms {
@@ -321,6 +325,8 @@ mod tests {
         assert_eq!(config(&[("MAX_GIVE_UP_MS", "5000")]).unwrap_err().var, "MAX_GIVE_UP_MS");
         let c = config(&[("MIN_GIVE_UP_MS", "300"), ("MAX_GIVE_UP_MS", "800")]).unwrap();
         assert_eq!((c.policy.min_give_up_ms, c.policy.max_give_up_ms), (300, 800));
+        assert_eq!(config(&[("AUDIT_LAG_MS", "0")]).unwrap().policy.audit_lag_ms, 0);
+        assert_eq!(config(&[("AUDIT_LAG_MS", "-1")]).unwrap_err().var, "AUDIT_LAG_MS");
         let c = config(&[(
             "PAYMENT_PROCESSOR_URL_DEFAULT",
             "http://payment-processor-default:8080/",

@@ -149,6 +149,8 @@ struct ProcessorState {
     announced_delay_ms: u64,
     /// Observation time of `announced_delay_ms`.
     announced_at_ms: u64,
+    /// Wall time it was last seen going from failing to working.
+    recovered_at_ms: u64,
     in_flight: usize,
     lookups: usize,
 }
@@ -162,6 +164,7 @@ impl ProcessorState {
             latency_ms: 0,
             announced_delay_ms: 0,
             announced_at_ms: 0,
+            recovered_at_ms: 0,
             in_flight: 0,
             lookups: 0,
         }
@@ -174,6 +177,9 @@ impl ProcessorState {
 
     fn observe(&mut self, health: Health, at_ms: u64) {
         if at_ms >= self.observed_at_ms {
+            if self.health == Health::Failing && health == Health::Healthy {
+                self.recovered_at_ms = at_ms;
+            }
             self.health = health;
             self.observed_at_ms = at_ms;
         }
@@ -625,6 +631,16 @@ impl Dispatcher {
         for p in Processor::ALL {
             self.pump_pinned(now, p);
         }
+        // Fallback came back after default was last seen failing: the router waits for a
+        // fresh word on default (policy), so ask for it now rather than at the next probe.
+        let [default, fallback] = &mut self.processors;
+        if default.health == Health::Failing
+            && default.in_flight == 0
+            && default.observed_at_ms < fallback.recovered_at_ms
+            && !self.fresh.is_empty()
+        {
+            default.next_probe_mono_ms = default.next_probe_mono_ms.min(now.mono_ms);
+        }
         while let Some(&head) = self.fresh.front() {
             let view = self.route_view(now, &head);
             let p = match self.policy.route(&view) {
@@ -679,6 +695,8 @@ impl Dispatcher {
                 limit: self.policy.in_flight_limit[p.index()],
                 probe_due: now.mono_ms >= s.next_probe_mono_ms,
                 latency_ms: s.expected_latency_ms(),
+                observed_at_ms: s.observed_at_ms,
+                recovered_at_ms: s.recovered_at_ms,
             }
         });
         policy::RouteView {

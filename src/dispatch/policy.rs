@@ -9,6 +9,13 @@
 //! then fallback is worth it. The same bound decides spilling: when default is healthy but its
 //! throughput (`in-flight limit / latency`) cannot drain the backlog within `hold_ms`, the
 //! excess goes to fallback now rather than becoming a backlog that cannot be drained in time.
+//!
+//! Audits add one more cost (SPEC §4): every few seconds the books are compared over a window
+//! that ends `audit_lag_ms` ago, our summary read a moment before the processors'. A processor
+//! whose delay is at least that lag stores payments whose `requestedAt` lies inside the
+//! window, and one stored between the two reads is an inconsistency, fined at 35% of the
+//! whole run — far more than the fee gap of every payment it could carry. So a default that
+//! slow is avoided while fallback is not.
 
 /// The policy's knobs; every one is configuration with these defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,6 +40,9 @@ pub struct Policy {
     pub retry_backoff_ms: u64,
     /// Cap of the retry delay.
     pub max_backoff_ms: u64,
+    /// How long before an audit its window ends (1.5 s in SPEC §4); a processor at least
+    /// this slow is avoided when the other is not (module doc). 0 disables the rule.
+    pub audit_lag_ms: u64,
 }
 
 impl Default for Policy {
@@ -46,6 +56,7 @@ impl Default for Policy {
             max_give_up_ms: 120_000,
             retry_backoff_ms: 50,
             max_backoff_ms: 1_000,
+            audit_lag_ms: 1_500,
         }
     }
 }
@@ -78,12 +89,18 @@ impl Policy {
     pub fn route(&self, view: &RouteView) -> Route {
         let [default, fallback] = view.processors;
         let hold = self.hold_ms();
+        // Default works but is worth avoiding: slower than fallback by more than the hold
+        // bound (a payment would wait longer than the fee gap is worth), or slow enough for
+        // audits to catch its stores between two reads while fallback is not (module doc).
+        let exposed = |v: ProcessorView| self.audit_lag_ms > 0 && v.latency_ms >= self.audit_lag_ms;
+        let too_slow = default.latency_ms > fallback.latency_ms.saturating_add(hold);
+        let shun = default.health != Health::Failing
+            && fallback.health != Health::Failing
+            && (too_slow || (exposed(default) && !exposed(fallback)));
         if default.can_take() {
-            // A default slower than fallback by more than the hold bound delays a payment
-            // longer than the fee gap is worth: fallback takes it, while one payment at a time
-            // still goes to default to keep measuring it (its delay may drop between polls).
-            let too_slow = default.latency_ms > fallback.latency_ms.saturating_add(hold);
-            if too_slow && default.in_flight > 0 && fallback.health != Health::Failing && fallback.can_take() {
+            // One payment at a time still goes to a shunned default, to keep measuring it
+            // (its delay may drop between health polls).
+            if shun && default.in_flight > 0 && fallback.can_take() {
                 return Route::Fallback;
             }
             return Route::Default;
@@ -92,15 +109,17 @@ impl Policy {
             return Route::Hold;
         }
         let allowed = match default.health {
-            // Default refuses payments: wait for it up to the hold bound.
-            Health::Failing => view.oldest_age_ms >= hold,
+            // Default refuses payments: wait for it up to the hold bound — and, when fallback
+            // has just come back, until default has been seen failing since: both often
+            // recover together, and whichever probe answered first would take the backlog.
+            Health::Failing => view.oldest_age_ms >= hold && default.observed_at_ms >= fallback.recovered_at_ms,
             // Default is busy but working: spill only what it cannot drain within the hold
             // bound. Age alone is no reason here — after an outage the oldest payments are
             // old, yet a fast default clears the whole backlog in moments.
             Health::Healthy | Health::Unknown => {
                 let latency = default.latency_ms.max(1) as f64;
                 let drainable = (hold as f64 / latency) * default.limit as f64;
-                view.backlog as f64 > drainable
+                shun || view.backlog as f64 > drainable
             }
         };
         if allowed {
@@ -147,6 +166,10 @@ pub struct ProcessorView {
     pub probe_due: bool,
     /// Expected answer time in ms (observed or announced, whichever is larger).
     pub latency_ms: u64,
+    /// Wall time (ms) of the observation behind `health`.
+    pub observed_at_ms: u64,
+    /// Wall time (ms) it was last seen going from failing to working (0: never).
+    pub recovered_at_ms: u64,
 }
 
 impl ProcessorView {
@@ -192,6 +215,8 @@ mod tests {
             limit: 10,
             probe_due: false,
             latency_ms,
+            observed_at_ms: 0,
+            recovered_at_ms: 0,
         }
     }
 
@@ -266,10 +291,10 @@ mod tests {
         // A backlog left by an outage is old, but a fast default drains it: no spill.
         let quick_full = view(Health::Healthy, 10, 20);
         assert_eq!(route(quick_full, ok, 30_000, 5_000), Route::Hold);
-        // At 2 s per payment it drains 5/s: 60 within the hold; a backlog of 100 spills.
-        let slow_full = view(Health::Healthy, 10, 2_000);
+        // At 1.4 s per payment it drains ~7/s: 85 within the hold; a backlog of 100 spills.
+        let slow_full = view(Health::Healthy, 10, 1_400);
         assert_eq!(route(slow_full, ok, 100, 100), Route::Fallback);
-        assert_eq!(route(slow_full, ok, 100, 50), Route::Hold);
+        assert_eq!(route(slow_full, ok, 100, 80), Route::Hold);
         // Fallback full too: hold.
         assert_eq!(route(slow_full, view(Health::Healthy, 10, 10), 100, 100), Route::Hold);
     }
@@ -287,6 +312,50 @@ mod tests {
         // Fallback failing or full: waiting on default beats nothing.
         assert_eq!(route(measuring, view(Health::Failing, 0, 10), 0, 1), Route::Default);
         assert_eq!(route(measuring, view(Health::Healthy, 10, 10), 0, 1), Route::Default);
+    }
+
+    #[test]
+    fn a_default_slow_enough_for_audits_to_catch_it_is_avoided_while_fallback_is_quick() {
+        let ok = view(Health::Healthy, 0, 10);
+        // 1.5 s and more: inside the audited window when stored.
+        let exposed = view(Health::Healthy, 1, 1_500);
+        assert_eq!(route(exposed, ok, 0, 1), Route::Fallback);
+        assert_eq!(route(view(Health::Healthy, 1, 1_499), ok, 0, 1), Route::Default);
+        // Fallback as slow: nothing to gain, default as usual.
+        assert_eq!(route(exposed, view(Health::Healthy, 0, 2_000), 0, 1), Route::Default);
+        // At capacity, the backlog goes to fallback too.
+        let full = view(Health::Healthy, 10, 3_000);
+        assert_eq!(route(full, ok, 0, 1), Route::Fallback);
+        // The rule can be switched off.
+        let off = Policy {
+            audit_lag_ms: 0,
+            ..Policy::default()
+        };
+        let v = RouteView {
+            processors: [exposed, ok],
+            oldest_age_ms: 0,
+            backlog: 1,
+        };
+        assert_eq!(off.route(&v), Route::Default);
+    }
+
+    #[test]
+    fn fallback_back_first_waits_for_default_to_be_seen_failing_since() {
+        let back = ProcessorView {
+            recovered_at_ms: 1_000,
+            ..view(Health::Healthy, 0, 20)
+        };
+        let stale = ProcessorView {
+            observed_at_ms: 900,
+            in_flight: 1,
+            ..view(Health::Failing, 1, 20)
+        };
+        assert_eq!(route(stale, back, 60_000, 5), Route::Hold);
+        let seen = ProcessorView {
+            observed_at_ms: 1_000,
+            ..stale
+        };
+        assert_eq!(route(seen, back, 60_000, 5), Route::Fallback);
     }
 
     #[test]

@@ -531,19 +531,19 @@ fn a_slow_default_at_capacity_spills_the_backlog_it_cannot_drain() {
         Processor::Default,
         HealthReport {
             failing: false,
-            min_response_ms: 5_000,
+            min_response_ms: 1_400,
         },
         T0 as u64 + 50,
     );
     r.d.tick(at(100));
     let _ = r.actions(at(100));
-    for n in 0..20 {
+    for n in 0..22 {
         r.accept(at(200), n);
     }
     let sent = r.actions(at(200));
     let default = sent.iter().filter(|a| payment_send(a).0 == Processor::Default).count();
     let fallback = sent.iter().filter(|a| payment_send(a).0 == Processor::Fallback).count();
-    // Default drains 2 per 5 s = 4.8 within the 12 s hold: the rest of the backlog spills,
+    // Default drains 2 per 1.4 s, ~17 within the 12 s hold: the rest of the backlog spills,
     // as far as fallback's own limit allows.
     assert_eq!((default, fallback), (2, 2));
     assert_eq!(r.d.stats().spilled, 2);
@@ -976,5 +976,51 @@ fn a_given_up_attempt_is_never_declared_absent_by_a_not_found() {
             processor: Processor::Default,
             requested_at_ms: stamp
         }
+    );
+}
+
+/// Both processors failed for longer than the hold bound; fallback's probe answered first
+/// when both came back. Before: the backlog went to fallback in the ~500 ms until default's
+/// next probe (hundreds of payments in the scenario benchmark). Now default is probed at once
+/// and fallback waits for its verdict.
+#[test]
+fn when_fallback_comes_back_first_default_is_asked_at_once_before_fallback_gets_the_backlog() {
+    let mut r = rig(Policy::default());
+    let failing = [(true, 0), (true, 0)];
+    r.d.tick(at(0));
+    assert!(actions_with_health(&mut r.d, at(0), failing).is_empty());
+    for n in 0..5 {
+        r.accept(at(10), n);
+    }
+    let mut t = 10;
+    // Past the hold bound, probes go to both; all fail until fallback recovers at 13 s.
+    let fallback_back = loop {
+        t += 10;
+        r.d.tick(at(t));
+        let mut back = None;
+        for a in actions_with_health(&mut r.d, at(t), failing) {
+            let (p, _) = payment_send(&a);
+            if p == Processor::Fallback && t >= 13_000 {
+                back = Some(a);
+            } else {
+                r.answer(at(t), a, 500);
+            }
+        }
+        if let Some(a) = back {
+            break a;
+        }
+        assert!(t < 20_000, "no fallback probe");
+    };
+    r.answer(at(t + 1), fallback_back, 200);
+    let next = actions_with_health(&mut r.d, at(t + 1), failing);
+    let sent: Vec<Processor> = next.iter().map(|a| payment_send(a).0).collect();
+    assert_eq!(sent, vec![Processor::Default], "default asked first, fallback waits");
+    // Default still fails: now fallback may take the backlog.
+    r.answer(at(t + 2), next[0], 500);
+    let rest = actions_with_health(&mut r.d, at(t + 2), failing);
+    assert!(!rest.is_empty());
+    assert!(
+        rest.iter().all(|a| payment_send(a).0 == Processor::Fallback),
+        "{rest:?}"
     );
 }

@@ -41,6 +41,8 @@ use super::schedule::{Change, NetFaults, Schedule};
 
 /// Wall-clock time at virtual monotonic 0 (2025-07-10).
 pub const T0: i64 = 1_752_150_896_000;
+/// How long before an audit its window ends (SPEC §4).
+pub const AUDIT_LAG_MS: u64 = 1_500;
 /// Segment slots: the smallest allowed, room for 768 live payments per epoch. Every instance
 /// scans all of it for orphans every 100 ms, so it sets much of the cost of a seed.
 const CAPACITY: u32 = 1024;
@@ -165,6 +167,10 @@ pub struct Report {
     /// The longest a stored payment waited to be recorded in our segment (ms): the widest
     /// window in which an audit could have seen a difference.
     pub max_unrecorded_ms: u64,
+    /// Payments stored at least `AUDIT_LAG_MS` after their requestedAt: each landed inside
+    /// the window of an audit running then, and would be an inconsistency if it landed
+    /// between that audit's two reads (ours, then the processor's).
+    pub audit_exposed: u64,
     pub purges_skipped: u64,
     pub sim_ms: u64,
     pub steps: u64,
@@ -1178,6 +1184,9 @@ impl<'a> World<'a> {
                 "our segment had {} done ({done:?}) before any processor stored it",
                 short(&id)
             ));
+        }
+        if wall(self.now) >= at + AUDIT_LAG_MS {
+            self.report.audit_exposed += 1;
         }
         let stored = Stored {
             processor: p,
