@@ -370,7 +370,11 @@ fn a_default_slower_than_our_wait_for_answers_counts_and_charges_nothing_twice()
     // runs, so attempts are given up on the wire, retried, given up again, and resolved by
     // lookups: every payment must still be stored once and recorded as stored.
     // (AUDIT_LAG_MS=0: at 1.5 s default would otherwise be avoided for audits' sake.)
-    let api_env = [("MIN_GIVE_UP_MS", "300"), ("MAX_GIVE_UP_MS", "600"), ("AUDIT_LAG_MS", "0")];
+    let api_env = [
+        ("MIN_GIVE_UP_MS", "300"),
+        ("MAX_GIVE_UP_MS", "600"),
+        ("AUDIT_LAG_MS", "0"),
+    ];
     let stack = Stack::start([&[], &[]], &api_env);
     let apis = stack.apis;
     let loader = std::thread::spawn(move || load(apis, 10, 400, 4, 777));

@@ -175,6 +175,27 @@ impl ProcessorState {
         self.latency_ms.max(self.announced_delay_ms)
     }
 
+    /// A payment was answered 200 or 422 at `at_ms`, `elapsed` ms after it was sent.
+    fn answered(&mut self, elapsed: u64, at_ms: u64) {
+        let was_failing = self.health == Health::Failing;
+        self.observe(Health::Healthy, at_ms);
+        if was_failing && self.health == Health::Healthy {
+            // The answer of a probe sent while it failed tells nothing of its delay now (it
+            // slept the one it arrived under), nor does what it announced while failing:
+            // start afresh from the answers to come. A stale slow figure here would spill
+            // the backlog held through the outage to fallback just as default returns.
+            self.latency_ms = 0;
+            self.announced_delay_ms = 0;
+            return;
+        }
+        self.latency_ms = ewma(self.latency_ms, elapsed);
+        // A processor sleeps its delay before it answers, so an attempt sent after the delay
+        // was announced and answered sooner proves the delay has dropped since.
+        if elapsed < self.announced_delay_ms && at_ms.saturating_sub(elapsed) > self.announced_at_ms {
+            self.announced_delay_ms = elapsed;
+        }
+    }
+
     fn observe(&mut self, health: Health, at_ms: u64) {
         if at_ms >= self.observed_at_ms {
             if self.health == Health::Failing && health == Health::Healthy {
@@ -378,9 +399,7 @@ impl Dispatcher {
                 status: status @ (200 | 422),
                 ..
             } => {
-                let state = &mut self.processors[i];
-                state.observe(Health::Healthy, wall(now));
-                state.latency_ms = ewma(state.latency_ms, elapsed);
+                self.processors[i].answered(elapsed, wall(now));
                 if status == 200 {
                     self.stats.processors[i].succeeded += 1;
                 } else {
@@ -475,11 +494,12 @@ impl Dispatcher {
             if let Some((report, at_ms)) = self.segment.health(p) {
                 let state = &mut self.processors[p.index()];
                 let delay = u64::from(report.min_response_ms);
-                let mut rose = false;
-                if at_ms > state.announced_at_ms {
-                    rose = delay > state.announced_delay_ms;
-                    state.announced_at_ms = at_ms;
+                // Only a newer report: what answers taught us since the last one stands.
+                if at_ms <= state.announced_at_ms {
+                    continue;
                 }
+                let rose = delay > state.announced_delay_ms;
+                state.announced_at_ms = at_ms;
                 state.announced_delay_ms = delay;
                 state.observe(
                     if report.failing {

@@ -1024,3 +1024,56 @@ fn when_fallback_comes_back_first_default_is_asked_at_once_before_fallback_gets_
         "{rest:?}"
     );
 }
+
+/// Scenario benchmark, published schedule: default failed with a 2 s delay; its probe that
+/// answered 200 once it recovered had slept that delay, and the backlog held through the
+/// outage spilled to fallback on the stale 2 s (hundreds of payments per run), though default
+/// now answered in 20 ms.
+#[test]
+fn a_default_back_from_failing_gets_the_backlog_whatever_delay_it_had_while_failing() {
+    let mut r = rig(Policy::default());
+    r.d.tick(at(0));
+    let _ = r.actions(at(0));
+    let failing_slow = HealthReport {
+        failing: true,
+        min_response_ms: 2_000,
+    };
+    r.segment
+        .publish_health(Processor::Default, failing_slow, T0 as u64 + 50);
+    r.d.tick(at(100));
+    for n in 0..30 {
+        r.accept(at(100), n);
+    }
+    let probe = r.actions(at(100));
+    assert_eq!(probe.len(), 1, "a single probe while default fails: {probe:?}");
+    r.answer(at(2_100), probe[0], 200);
+    let backlog = r.actions(at(2_100));
+    assert_eq!(backlog.len(), 29);
+    assert!(
+        backlog.iter().all(|a| payment_send(a).0 == Processor::Default),
+        "{backlog:?}"
+    );
+    assert_eq!(r.d.stats().spilled, 0);
+}
+
+#[test]
+fn an_answer_sooner_than_the_announced_delay_lowers_it() {
+    let mut r = rig(Policy::default());
+    r.d.tick(at(0));
+    let _ = r.actions(at(0));
+    let slow = HealthReport {
+        failing: false,
+        min_response_ms: 2_000,
+    };
+    r.segment.publish_health(Processor::Default, slow, T0 as u64 + 50);
+    r.d.tick(at(100));
+    r.accept(at(200), 1);
+    let sent = r.actions(at(200));
+    assert_eq!(r.d.stats().processors[0].announced_delay_ms, 2_000);
+    // Sent after the announcement and answered in 20 ms: the delay is 20 ms at most now.
+    r.answer(at(220), sent[0], 200);
+    assert_eq!(r.d.stats().processors[0].announced_delay_ms, 20);
+    // The same report read again (every heartbeat) does not bring the old figure back.
+    r.d.tick(at(400));
+    assert_eq!(r.d.stats().processors[0].announced_delay_ms, 20);
+}
