@@ -76,12 +76,21 @@ impl Rig {
     }
 
     fn answer(&mut self, now: Now, action: Action, status: u16) {
+        self.answer_with(now, action, status, None);
+    }
+
+    /// Answers a lookup: found, stored with `requested_at_ms`.
+    fn found(&mut self, now: Now, action: Action, requested_at_ms: u64) {
+        self.answer_with(now, action, 200, Some(requested_at_ms));
+    }
+
+    fn answer_with(&mut self, now: Now, action: Action, status: u16, requested_at_ms: Option<u64>) {
         let Action::Send { request, processor, .. } = action else {
             panic!("not a send: {action:?}")
         };
         let outcome = Outcome::Answered {
             status,
-            requested_at_ms: None,
+            requested_at_ms,
             health: None,
             retry_after_s: None,
         };
@@ -112,6 +121,16 @@ impl Rig {
     fn state(&self, slot: SlotId) -> SlotState {
         self.segment.view(slot).unwrap().state
     }
+
+    fn assert_done(&self, slot: SlotId, processor: Processor, requested_at_ms: u64) {
+        assert_eq!(
+            self.state(slot),
+            SlotState::Done {
+                processor,
+                requested_at_ms
+            }
+        );
+    }
 }
 
 fn payment_send(a: &Action) -> (Processor, u64) {
@@ -135,13 +154,7 @@ fn healthy_default_takes_the_payment_and_it_is_recorded_with_the_sent_requested_
     let (p, requested_at) = payment_send(&sent[0]);
     assert_eq!((p, requested_at), (Processor::Default, T0 as u64 + 5));
     r.answer(at(20), sent[0], 200);
-    assert_eq!(
-        r.state(slot),
-        SlotState::Done {
-            processor: Processor::Default,
-            requested_at_ms: T0 as u64 + 5
-        }
-    );
+    r.assert_done(slot, Processor::Default, T0 as u64 + 5);
     assert_eq!(r.d.stats().processors[0].succeeded, 1);
 }
 
@@ -222,13 +235,7 @@ fn an_ambiguous_attempt_is_retried_on_the_same_processor_with_the_same_requested
     assert_eq!(payment_send(&retry[0]), (Processor::Default, stamp));
     // 422: the first attempt had landed; it is recorded with its own requestedAt.
     r.answer(at(2_010), retry[0], 422);
-    assert_eq!(
-        r.state(slot),
-        SlotState::Done {
-            processor: Processor::Default,
-            requested_at_ms: stamp
-        }
-    );
+    r.assert_done(slot, Processor::Default, stamp);
 }
 
 /// A "not found" proves nothing: the ambiguous attempt may still sleep inside default (its
@@ -306,13 +313,7 @@ fn a_pinned_payment_on_a_failing_processor_is_looked_up_and_waits_for_it() {
             }
         }
     }
-    assert_eq!(
-        r.state(slot),
-        SlotState::Done {
-            processor: Processor::Default,
-            requested_at_ms: stamp
-        }
-    );
+    r.assert_done(slot, Processor::Default, stamp);
 }
 
 #[test]
@@ -336,30 +337,8 @@ fn a_lookup_that_finds_the_payment_records_the_processors_requested_at() {
             }
         )
     });
-    let Some(Action::Send { request, processor, .. }) = lookup else {
-        panic!("no lookup")
-    };
-    let outcome = Outcome::Answered {
-        status: 200,
-        requested_at_ms: Some(stamp),
-        health: None,
-        retry_after_s: None,
-    };
-    r.d.completed(
-        at(3_010),
-        Completion {
-            request,
-            processor,
-            outcome,
-        },
-    );
-    assert_eq!(
-        r.state(slot),
-        SlotState::Done {
-            processor: Processor::Default,
-            requested_at_ms: stamp
-        }
-    );
+    r.found(at(3_010), lookup.expect("no lookup"), stamp);
+    r.assert_done(slot, Processor::Default, stamp);
 }
 
 #[test]
@@ -436,33 +415,18 @@ fn a_given_up_payment_is_looked_up_once_it_should_have_landed_and_retried_if_abs
     assert!(matches!(r.actions(at(6_460))[..], [Action::Cancel { .. }]));
     r.d.tick(at(7_000));
     let again = r.actions(at(7_000));
-    let Action::Send {
-        request,
-        processor,
-        call: Call::Lookup { .. },
-    } = again[0]
-    else {
-        panic!("{again:?}")
-    };
-    let outcome = Outcome::Answered {
-        status: 200,
-        requested_at_ms: Some(stamp),
-        health: None,
-        retry_after_s: None,
-    };
-    let done = Completion {
-        request,
-        processor,
-        outcome,
-    };
-    r.d.completed(at(7_010), done);
-    assert_eq!(
-        r.state(slot),
-        SlotState::Done {
-            processor: Processor::Default,
-            requested_at_ms: stamp
-        }
+    assert!(
+        matches!(
+            again[..],
+            [Action::Send {
+                call: Call::Lookup { .. },
+                ..
+            }]
+        ),
+        "{again:?}"
     );
+    r.found(at(7_010), again[0], stamp);
+    r.assert_done(slot, Processor::Default, stamp);
 }
 
 #[test]
@@ -970,13 +934,7 @@ fn a_given_up_attempt_is_never_declared_absent_by_a_not_found() {
         }
     }
     assert!(gave_up);
-    assert_eq!(
-        r.state(slot),
-        SlotState::Done {
-            processor: Processor::Default,
-            requested_at_ms: stamp
-        }
-    );
+    r.assert_done(slot, Processor::Default, stamp);
 }
 
 /// Both processors failed for longer than the hold bound; fallback's probe answered first
