@@ -162,6 +162,17 @@ fn print_table(results: &[(u64, Result<Report, String>)]) {
         total.sum.sim_ms as f64 / 3.6e6,
         total.sum.steps
     );
+    let worst = results
+        .iter()
+        .filter_map(|(seed, r)| r.as_ref().ok().map(|r| (r.max_unrecorded_ms, *seed)))
+        .max();
+    if let Some((ms, seed)) = worst.filter(|&(ms, _)| ms > 0) {
+        println!(
+            "longest unrecorded: {:.1} s in seed {seed} ({}); SEED={seed} SIM_TRACE=1 replays it",
+            ms as f64 / 1e3,
+            Schedule::draw(seed).class.name()
+        );
+    }
 }
 
 #[test]

@@ -61,6 +61,10 @@ const LOOKUP_LIMIT: usize = 4;
 /// After a given-up payment should have landed (its sending plus the processor's known
 /// delay), a lookup for it waits this much longer for queueing and clock steps.
 const LANDING_MARGIN_MS: u64 = 250;
+/// A request reaches a processor within this long of being sent (connection queueing
+/// included): one sent earlier than that before a health report arrived under the delay
+/// the report gives.
+const ARRIVAL_MARGIN_MS: u64 = 1_000;
 /// Weight of a new latency sample in the moving average (1/8).
 const LATENCY_SHIFT: u32 = 3;
 
@@ -95,9 +99,10 @@ struct Pending {
     retries: u32,
     /// Wall time of the last attempt that may have landed on the processor it is pinned to.
     ambiguous_since_ms: u64,
-    /// The last retry on the pinned processor was itself ambiguous: look it up before the
-    /// next retry. A processor slower than our give-up never answers a retry in time, but a
-    /// lookup (which it answers without its delay) finds the payment once it is stored.
+    /// Resolve by a lookup before any retry: set by every ambiguous attempt and adoption,
+    /// cleared by a "not found". A lookup is answered without the processor's delay, so it
+    /// finds a stored payment at once, where a retry sleeps the delay again (and never
+    /// answers in time when the delay exceeds our wait).
     look_up_next: bool,
 }
 
@@ -115,6 +120,9 @@ struct Attempt {
     pending: Pending,
     requested_at_ms: u64,
     pinned: bool,
+    /// The processor's delay as known when it was sent (or learnt since, for an attempt that
+    /// may have arrived after the delay changed): when it should land there.
+    expected_ms: u64,
 }
 
 /// What a request in flight was for.
@@ -320,7 +328,7 @@ impl Dispatcher {
         if now.mono_ms >= self.next_heartbeat_mono_ms {
             self.segment.heartbeat(self.owner, wall(now));
             self.next_heartbeat_mono_ms = now.mono_ms + HEARTBEAT_EVERY_MS;
-            self.read_shared_health();
+            self.read_shared_health(now);
         }
         if now.mono_ms >= self.next_adopt_mono_ms {
             self.adopt(now);
@@ -392,6 +400,7 @@ impl Dispatcher {
             mut pending,
             requested_at_ms,
             pinned,
+            expected_ms,
         } = attempt;
         let i = p.index();
         match outcome {
@@ -438,10 +447,8 @@ impl Dispatcher {
             }
             Outcome::Failed { written: true } => {
                 self.stats.processors[i].ambiguous += 1;
-                pending.ambiguous_since_ms = wall(now).max(requested_at_ms);
-                pending.retries += 1;
-                pending.look_up_next = pinned;
-                self.requeue(now, pending, Some(p), true);
+                let lands_mono_ms = now.mono_ms.saturating_sub(elapsed) + expected_ms;
+                self.resolve_later(now, p, pending, requested_at_ms, lands_mono_ms);
             }
         }
     }
@@ -456,12 +463,48 @@ impl Dispatcher {
                 self.stats.processors[p.index()].resolved_found += 1;
                 let _ = self.segment.mark_done(pending.slot, p, at);
             }
-            _ => {
+            Outcome::Answered { status: 404, .. } => {
+                // Not there (yet): a retry with the same requestedAt settles it either way.
                 pending.retries += 1;
                 pending.look_up_next = false;
                 self.requeue(now, pending, Some(p), true);
             }
+            _ => {
+                // No answer, or a failing processor's: look again.
+                pending.retries += 1;
+                self.requeue(now, pending, Some(p), true);
+            }
         }
+    }
+
+    /// After an attempt on `p` whose outcome is unknown (given up, or the connection lost
+    /// after the request was written): the payment waits pinned to `p` until the attempt
+    /// should have landed (`lands_mono_ms`: sent plus the delay it was sent under), then is
+    /// looked up — a lookup is
+    /// answered without the delay, so it finds a stored payment at once, where a retry would
+    /// sleep the delay again — and retried only if absent.
+    fn resolve_later(
+        &mut self,
+        now: Now,
+        p: Processor,
+        mut pending: Pending,
+        requested_at_ms: u64,
+        lands_mono_ms: u64,
+    ) {
+        pending.ambiguous_since_ms = wall(now).max(requested_at_ms);
+        pending.retries += 1;
+        pending.look_up_next = true;
+        let soonest = now.mono_ms + self.policy.backoff_ms(pending.retries);
+        // Unless the delay dropped since: then a retry now (after a lookup that finds nothing
+        // yet) lands before the attempt still asleep, and is what settles it.
+        let retry_lands = soonest + self.processors[p.index()].expected_latency_ms();
+        let lands = lands_mono_ms + LANDING_MARGIN_MS;
+        let due = if retry_lands < lands {
+            soonest
+        } else {
+            lands.max(soonest)
+        };
+        self.delay(due, Lane::Pinned(p), pending);
     }
 
     fn health_outcome(&mut self, now: Now, p: Processor, outcome: Outcome) {
@@ -473,7 +516,7 @@ impl Dispatcher {
                     min_response_ms: h.min_response_ms,
                 };
                 self.segment.publish_health(p, report, wall(now));
-                self.read_shared_health();
+                self.read_shared_health(now);
             }
             Outcome::Answered {
                 status: 429,
@@ -489,7 +532,7 @@ impl Dispatcher {
     }
 
     /// Applies the health results any instance published, when newer than what we saw.
-    fn read_shared_health(&mut self) {
+    fn read_shared_health(&mut self, now: Now) {
         for p in Processor::ALL {
             if let Some((report, at_ms)) = self.segment.health(p) {
                 let state = &mut self.processors[p.index()];
@@ -499,6 +542,7 @@ impl Dispatcher {
                     continue;
                 }
                 let rose = delay > state.announced_delay_ms;
+                let previous_at_ms = state.announced_at_ms;
                 state.announced_at_ms = at_ms;
                 state.announced_delay_ms = delay;
                 state.observe(
@@ -510,21 +554,30 @@ impl Dispatcher {
                     at_ms,
                 );
                 if rose {
-                    self.extend_give_ups(p);
+                    self.extend_give_ups(now, p, previous_at_ms);
                 }
             }
         }
     }
 
-    /// Gives the payments in flight to `p` the wait its newly announced, longer delay asks
-    /// for. They may have arrived after the change and sleep it in full; giving them up at
-    /// the old deadline would only turn answers on their way into ambiguities to resolve.
-    fn extend_give_ups(&mut self, p: Processor) {
-        let wait = self.policy.give_up_ms(self.processors[p.index()].expected_latency_ms());
+    /// Gives the payments in flight to `p` that may sleep its newly announced, longer delay
+    /// the wait it asks for: those sent since the previous report (`previous_at_ms`), which
+    /// still said the old delay, may have arrived after the change. Giving them up at the old
+    /// deadline would only turn answers on their way into ambiguities to resolve; older ones
+    /// arrived under the old delay and keep their deadline.
+    fn extend_give_ups(&mut self, now: Now, p: Processor, previous_at_ms: u64) {
+        let expected_ms = self.processors[p.index()].expected_latency_ms();
+        let wait = self.policy.give_up_ms(expected_ms);
+        let arrived_before = previous_at_ms.saturating_sub(ARRIVAL_MARGIN_MS);
         for (&request, flight) in self.flights.iter_mut() {
-            if flight.processor != p || !matches!(flight.purpose, Purpose::Payment(_)) {
+            let sent_wall_ms = wall(now).saturating_sub(now.mono_ms - flight.sent_mono_ms);
+            if flight.processor != p || sent_wall_ms < arrived_before {
                 continue;
             }
+            let Purpose::Payment(attempt) = &mut flight.purpose else {
+                continue;
+            };
+            attempt.expected_ms = attempt.expected_ms.max(expected_ms);
             let due = flight.sent_mono_ms + wait;
             if due > flight.give_up_mono_ms {
                 flight.give_up_mono_ms = due;
@@ -570,8 +623,10 @@ impl Dispatcher {
             match claimed.last_attempt {
                 Some(p) => {
                     let stamped = claimed.requested_at[p.index()].unwrap_or(0);
+                    // Looked up first: the previous owner's attempt has most likely landed.
                     let pending = Pending {
                         ambiguous_since_ms: wall(now).max(stamped),
+                        look_up_next: true,
                         ..pending
                     };
                     self.pinned[p.index()].push_back(pending);
@@ -609,20 +664,12 @@ impl Dispatcher {
                 );
                 continue;
             };
-            // The attempt is most likely asleep inside a processor slower than we waited:
-            // it lands there at the end of its delay, and a lookup then (answered without the
-            // delay) finds it far sooner than a retry, which would sleep the delay again.
+            // Most likely asleep inside a processor slower than we waited.
             self.flights.remove(&request);
             self.stats.processors[p.index()].ambiguous += 1;
-            let state = &mut self.processors[p.index()];
-            state.in_flight -= 1;
-            let lands = flight.sent_mono_ms + state.expected_latency_ms() + LANDING_MARGIN_MS;
-            let mut pending = attempt.pending;
-            pending.ambiguous_since_ms = wall(now).max(attempt.requested_at_ms);
-            pending.retries += 1;
-            pending.look_up_next = true;
-            let due = lands.max(now.mono_ms + self.policy.backoff_ms(pending.retries));
-            self.delay(due, Lane::Pinned(p), pending);
+            self.processors[p.index()].in_flight -= 1;
+            let lands = flight.sent_mono_ms + attempt.expected_ms;
+            self.resolve_later(now, p, attempt.pending, attempt.requested_at_ms, lands);
         }
     }
 
@@ -677,10 +724,10 @@ impl Dispatcher {
         }
     }
 
-    /// Resolves payments pinned to `p`: a retry with the same requestedAt while `p` takes
-    /// payments (its 200 or 422 settles it), a lookup while it refuses them (a failing
-    /// processor answers 500 even for a payment it already has, so only a lookup can tell),
-    /// or after a request we gave up waiting for (`Pending::look_up_next`).
+    /// Resolves payments pinned to `p`: a lookup first (`Pending::look_up_next`) and while
+    /// `p` refuses payments (a failing processor answers 500 even for a payment it already
+    /// has, so only a lookup can tell); after a "not found", a retry with the same
+    /// requestedAt while `p` takes payments (its 200 or 422 settles it).
     fn pump_pinned(&mut self, now: Now, p: Processor) {
         let i = p.index();
         while let Some(&pending) = self.pinned[i].front() {
@@ -743,7 +790,8 @@ impl Dispatcher {
             state.next_probe_mono_ms = now.mono_ms + self.policy.probe_interval_ms;
             self.stats.processors[p.index()].probes += 1;
         }
-        let give_up = self.policy.give_up_ms(state.expected_latency_ms());
+        let expected_ms = state.expected_latency_ms();
+        let give_up = self.policy.give_up_ms(expected_ms);
         let call = Call::Payment {
             id: pending.id,
             cents: pending.cents,
@@ -756,6 +804,7 @@ impl Dispatcher {
                 pending,
                 requested_at_ms,
                 pinned,
+                expected_ms,
             }),
             call,
             give_up,

@@ -223,13 +223,29 @@ fn a_successful_probe_brings_default_back_for_everyone() {
 }
 
 #[test]
-fn an_ambiguous_attempt_is_retried_on_the_same_processor_with_the_same_requested_at() {
+fn an_ambiguous_attempt_is_looked_up_then_retried_on_the_same_processor_with_the_same_requested_at() {
     let mut r = rig(Policy::default());
     r.d.tick(at(0));
     let slot = r.accept(at(7), 1);
     let first = r.actions(at(7));
     let (_, stamp) = payment_send(&first[0]);
     r.fail(at(50), first[0], true);
+    // Looked up on the same processor once the attempt should have landed.
+    r.d.tick(at(1_000));
+    let lookup = r.actions(at(1_000));
+    assert!(
+        matches!(
+            lookup[..],
+            [Action::Send {
+                processor: Processor::Default,
+                call: Call::Lookup { .. },
+                ..
+            }]
+        ),
+        "{lookup:?}"
+    );
+    // Not found (the reset came before it was stored): a retry with the first requestedAt.
+    r.answer(at(1_010), lookup[0], 404);
     r.d.tick(at(2_000));
     let retry = r.actions(at(2_000));
     assert_eq!(payment_send(&retry[0]), (Processor::Default, stamp));
@@ -564,19 +580,43 @@ fn a_dead_instances_payments_are_adopted_and_resolved_where_it_sent_them() {
         t += 100;
         b.tick(at(t));
         while let Some(action) = b.poll_action() {
-            if let Action::Send {
-                call:
-                    Call::Payment {
-                        id: pid,
-                        requested_at_ms,
-                        ..
-                    },
-                processor,
-                request,
-            } = action
-            {
-                assert_eq!(pid, id(1));
-                found = Some((processor, requested_at_ms, request, t));
+            match action {
+                Action::Send {
+                    call:
+                        Call::Payment {
+                            id: pid,
+                            requested_at_ms,
+                            ..
+                        },
+                    processor,
+                    request,
+                } => {
+                    assert_eq!(pid, id(1));
+                    found = Some((processor, requested_at_ms, request, t));
+                }
+                // Looked up first, where A sent it: not there, so B retries.
+                Action::Send {
+                    call: Call::Lookup { id: pid },
+                    processor,
+                    request,
+                } => {
+                    assert_eq!((pid, processor), (id(1), p));
+                    let outcome = Outcome::Answered {
+                        status: 404,
+                        requested_at_ms: None,
+                        health: None,
+                        retry_after_s: None,
+                    };
+                    b.completed(
+                        at(t),
+                        Completion {
+                            request,
+                            processor,
+                            outcome,
+                        },
+                    );
+                }
+                _ => {}
             }
         }
     }
@@ -780,17 +820,14 @@ fn an_adopted_payment_is_resolved_where_it_was_last_sent_whatever_the_stamps_ord
             else {
                 panic!("{action:?}")
             };
-            let Call::Payment { requested_at_ms, .. } = call else {
-                panic!("no lookup needed: {call:?}")
+            assert_eq!(processor, Processor::Fallback, "{call:?} at {t} ms");
+            // Found by the lookup B makes first, as stored there with A's stamp.
+            let Call::Lookup { .. } = call else {
+                panic!("sent before looking it up: {call:?}")
             };
-            assert_eq!(
-                (processor, requested_at_ms),
-                (Processor::Fallback, on_fallback),
-                "at {t} ms"
-            );
             let outcome = Outcome::Answered {
-                status: 422,
-                requested_at_ms: None,
+                status: 200,
+                requested_at_ms: Some(on_fallback),
                 health: None,
                 retry_after_s: None,
             };
@@ -1034,4 +1071,98 @@ fn an_answer_sooner_than_the_announced_delay_lowers_it() {
     // The same report read again (every heartbeat) does not bring the old figure back.
     r.d.tick(at(400));
     assert_eq!(r.d.stats().processors[0].announced_delay_ms, 20);
+}
+
+/// Simulation seed 943 (chaos): a payment sent well before default's delay jumped to 190 s
+/// had its give-up pushed to the 120 s cap when the jump was announced, though it had arrived
+/// under the old delay; its answer hung, and it stayed unrecorded for two minutes. Only the
+/// attempts sent since the report before the jump may sleep the new delay.
+#[test]
+fn a_longer_delay_extends_only_the_attempts_that_may_have_arrived_after_it() {
+    let mut r = rig(Policy::default());
+    r.d.tick(at(0));
+    let _ = r.actions(at(0));
+    r.accept(at(10), 1);
+    let early = r.actions(at(10));
+    let report = |min_response_ms| HealthReport {
+        failing: false,
+        min_response_ms,
+    };
+    r.segment
+        .publish_health(Processor::Default, report(0), T0 as u64 + 3_000);
+    r.d.tick(at(3_100));
+    r.accept(at(3_200), 2);
+    let late = r.actions(at(3_200));
+    r.segment
+        .publish_health(Processor::Default, report(5_000), T0 as u64 + 5_000);
+    r.d.tick(at(5_100));
+    let _ = r.actions(at(5_100));
+    let request = |a: &Action| match a {
+        Action::Send { request, .. } => *request,
+        other => panic!("{other:?}"),
+    };
+    // The early one keeps its 10 s; the late one waits for the 5 s delay (30 s).
+    let old = 10 + Policy::default().give_up_ms(0);
+    r.d.tick(at(old));
+    assert_eq!(
+        r.actions(at(old)),
+        vec![Action::Cancel {
+            request: request(&early[0])
+        }]
+    );
+    let new = 3_200 + Policy::default().give_up_ms(5_000);
+    r.d.tick(at(new - 1));
+    assert!(!r.actions(at(new - 1)).contains(&Action::Cancel {
+        request: request(&late[0])
+    }));
+    r.d.tick(at(new));
+    assert!(r.actions(at(new)).contains(&Action::Cancel {
+        request: request(&late[0])
+    }));
+}
+
+/// An attempt given up while it sleeps a long delay that has dropped since: a retry now lands
+/// (at the short delay) long before the sleeping attempt, so the payment is looked up at once
+/// and, not found yet, retried at once — the processor then stores the retry and answers the
+/// sleeper 422 when it wakes.
+#[test]
+fn after_the_delay_dropped_a_given_up_payment_is_retried_at_once_not_when_the_old_attempt_wakes() {
+    let policy = Policy {
+        max_give_up_ms: 10_000,
+        ..Policy::default()
+    };
+    let mut r = rig(policy);
+    r.d.tick(at(0));
+    let _ = r.actions(at(0));
+    let report = |min_response_ms| HealthReport {
+        failing: false,
+        min_response_ms,
+    };
+    r.segment
+        .publish_health(Processor::Default, report(60_000), T0 as u64 + 50);
+    r.d.tick(at(100));
+    r.accept(at(100), 1);
+    let first = r.actions(at(100));
+    let (_, stamp) = payment_send(&first[0]);
+    // The delay drops to 10 ms; the attempt (asleep until 60.1 s) is given up at 10.1 s.
+    r.segment
+        .publish_health(Processor::Default, report(10), T0 as u64 + 5_000);
+    r.d.tick(at(10_100));
+    assert!(matches!(r.actions(at(10_100))[..], [Action::Cancel { .. }]));
+    r.d.tick(at(10_200));
+    let lookup = r.actions(at(10_200));
+    assert!(
+        matches!(
+            lookup[..],
+            [Action::Send {
+                call: Call::Lookup { .. },
+                ..
+            }]
+        ),
+        "{lookup:?}"
+    );
+    r.answer(at(10_210), lookup[0], 404);
+    r.d.tick(at(10_400));
+    let retry = r.actions(at(10_400));
+    assert_eq!(payment_send(&retry[0]), (Processor::Default, stamp));
 }
