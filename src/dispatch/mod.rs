@@ -97,8 +97,6 @@ struct Pending {
     accepted_at_ms: u64,
     /// Refusals so far (drives the backoff).
     retries: u32,
-    /// Wall time of the last attempt that may have landed on the processor it is pinned to.
-    ambiguous_since_ms: u64,
     /// Resolve by a lookup before any retry: set by every ambiguous attempt and adoption,
     /// cleared by a "not found". A lookup is answered without the processor's delay, so it
     /// finds a stored payment at once, where a retry sleeps the delay again (and never
@@ -290,7 +288,6 @@ impl Dispatcher {
             cents,
             accepted_at_ms: wall(now),
             retries: 0,
-            ambiguous_since_ms: 0,
             look_up_next: false,
         };
         self.fresh.push_back(pending);
@@ -448,7 +445,7 @@ impl Dispatcher {
             Outcome::Failed { written: true } => {
                 self.stats.processors[i].ambiguous += 1;
                 let lands_mono_ms = now.mono_ms.saturating_sub(elapsed) + expected_ms;
-                self.resolve_later(now, p, pending, requested_at_ms, lands_mono_ms);
+                self.resolve_later(now, p, pending, lands_mono_ms);
             }
         }
     }
@@ -480,18 +477,9 @@ impl Dispatcher {
     /// After an attempt on `p` whose outcome is unknown (given up, or the connection lost
     /// after the request was written): the payment waits pinned to `p` until the attempt
     /// should have landed (`lands_mono_ms`: sent plus the delay it was sent under), then is
-    /// looked up — a lookup is
-    /// answered without the delay, so it finds a stored payment at once, where a retry would
-    /// sleep the delay again — and retried only if absent.
-    fn resolve_later(
-        &mut self,
-        now: Now,
-        p: Processor,
-        mut pending: Pending,
-        requested_at_ms: u64,
-        lands_mono_ms: u64,
-    ) {
-        pending.ambiguous_since_ms = wall(now).max(requested_at_ms);
+    /// looked up — answered without the delay, a lookup finds a stored payment at once, where
+    /// a retry would sleep the delay again — and retried only if absent.
+    fn resolve_later(&mut self, now: Now, p: Processor, mut pending: Pending, lands_mono_ms: u64) {
         pending.retries += 1;
         pending.look_up_next = true;
         let soonest = now.mono_ms + self.policy.backoff_ms(pending.retries);
@@ -614,7 +602,6 @@ impl Dispatcher {
                 cents: claimed.cents,
                 accepted_at_ms: claimed.accepted_at_ms,
                 retries: 0,
-                ambiguous_since_ms: 0,
                 look_up_next: false,
             };
             // The segment records the processor of the latest attempt: the only one that may
@@ -622,10 +609,8 @@ impl Dispatcher {
             // stored nothing). Resolve there. No record: it was never sent anywhere.
             match claimed.last_attempt {
                 Some(p) => {
-                    let stamped = claimed.requested_at[p.index()].unwrap_or(0);
                     // Looked up first: the previous owner's attempt has most likely landed.
                     let pending = Pending {
-                        ambiguous_since_ms: wall(now).max(stamped),
                         look_up_next: true,
                         ..pending
                     };
@@ -669,7 +654,7 @@ impl Dispatcher {
             self.stats.processors[p.index()].ambiguous += 1;
             self.processors[p.index()].in_flight -= 1;
             let lands = flight.sent_mono_ms + attempt.expected_ms;
-            self.resolve_later(now, p, attempt.pending, attempt.requested_at_ms, lands);
+            self.resolve_later(now, p, attempt.pending, lands);
         }
     }
 
