@@ -42,37 +42,7 @@ impl Rig {
     /// Every action pending, health polls answered "healthy, no delay" on the spot so they do
     /// not clutter the assertions.
     fn actions(&mut self, now: Now) -> Vec<Action> {
-        let mut out = Vec::new();
-        while let Some(a) = self.d.poll_action() {
-            if let Action::Send {
-                request,
-                processor,
-                call: Call::Health,
-            } = a
-            {
-                let health = Some(crate::processor_api::HealthAnswer {
-                    failing: false,
-                    min_response_ms: 0,
-                });
-                let outcome = Outcome::Answered {
-                    status: 200,
-                    requested_at_ms: None,
-                    health,
-                    retry_after_s: None,
-                };
-                self.d.completed(
-                    now,
-                    Completion {
-                        request,
-                        processor,
-                        outcome,
-                    },
-                );
-                continue;
-            }
-            out.push(a);
-        }
-        out
+        actions_with_health(&mut self.d, now, [(false, 0), (false, 0)])
     }
 
     fn answer(&mut self, now: Now, action: Action, status: u16) {
@@ -88,20 +58,7 @@ impl Rig {
         let Action::Send { request, processor, .. } = action else {
             panic!("not a send: {action:?}")
         };
-        let outcome = Outcome::Answered {
-            status,
-            requested_at_ms,
-            health: None,
-            retry_after_s: None,
-        };
-        self.d.completed(
-            now,
-            Completion {
-                request,
-                processor,
-                outcome,
-            },
-        );
+        answer(&mut self.d, now, request, processor, status, requested_at_ms);
     }
 
     fn fail(&mut self, now: Now, action: Action, written: bool) {
@@ -120,6 +77,16 @@ impl Rig {
 
     fn state(&self, slot: SlotId) -> SlotState {
         self.segment.view(slot).unwrap().state
+    }
+
+    /// Publishes a health report of `processor` as observed at `at_ms` after `T0`, as a
+    /// health poll of any instance would.
+    fn announce(&self, processor: Processor, failing: bool, min_response_ms: u32, at_ms: u64) {
+        let report = HealthReport {
+            failing,
+            min_response_ms,
+        };
+        self.segment.publish_health(processor, report, T0 as u64 + at_ms);
     }
 
     fn assert_done(&self, slot: SlotId, processor: Processor, requested_at_ms: u64) {
@@ -142,6 +109,33 @@ fn payment_send(a: &Action) -> (Processor, u64) {
         } => (*processor, *requested_at_ms),
         other => panic!("expected a payment send, got {other:?}"),
     }
+}
+
+/// Answers `request`, sent to `processor` by `d`, with `status` and, for a lookup that found
+/// the payment, its `requestedAt`.
+fn answer(d: &mut Dispatcher, now: Now, request: RequestId, processor: Processor, status: u16, at: Option<u64>) {
+    let outcome = Outcome::Answered {
+        status,
+        requested_at_ms: at,
+        health: None,
+        retry_after_s: None,
+    };
+    d.completed(
+        now,
+        Completion {
+            request,
+            processor,
+            outcome,
+        },
+    );
+}
+
+/// Asserts that `actions` is a single lookup sent to `processor`.
+fn only_lookup(actions: &[Action], processor: Processor) {
+    assert!(
+        matches!(actions, [Action::Send { processor: p, call: Call::Lookup { .. }, .. }] if *p == processor),
+        "expected one lookup on {processor:?}, got {actions:?}"
+    );
 }
 
 #[test]
@@ -233,17 +227,7 @@ fn an_ambiguous_attempt_is_looked_up_then_retried_on_the_same_processor_with_the
     // Looked up on the same processor once the attempt should have landed.
     r.d.tick(at(1_000));
     let lookup = r.actions(at(1_000));
-    assert!(
-        matches!(
-            lookup[..],
-            [Action::Send {
-                processor: Processor::Default,
-                call: Call::Lookup { .. },
-                ..
-            }]
-        ),
-        "{lookup:?}"
-    );
+    only_lookup(&lookup, Processor::Default);
     // Not found (the reset came before it was stored): a retry with the first requestedAt.
     r.answer(at(1_010), lookup[0], 404);
     r.d.tick(at(2_000));
@@ -376,17 +360,7 @@ fn an_unanswered_request_is_given_up_cancelled_and_pinned() {
     // Resolution goes to the same processor: a lookup first, nothing to fallback.
     r.d.tick(at(give_up + 1_000));
     let next = r.actions(at(give_up + 1_000));
-    assert!(
-        matches!(
-            next[..],
-            [Action::Send {
-                processor: Processor::Default,
-                call: Call::Lookup { .. },
-                ..
-            }]
-        ),
-        "{next:?}"
-    );
+    only_lookup(&next, Processor::Default);
 }
 
 #[test]
@@ -402,11 +376,7 @@ fn a_given_up_payment_is_looked_up_once_it_should_have_landed_and_retried_if_abs
     let mut r = rig(policy);
     r.d.tick(at(0));
     let _ = r.actions(at(0));
-    let slow = HealthReport {
-        failing: false,
-        min_response_ms: 5_000,
-    };
-    r.segment.publish_health(Processor::Default, slow, T0 as u64 + 50);
+    r.announce(Processor::Default, false, 5_000, 50);
     r.d.tick(at(100));
     let slot = r.accept(at(100), 1);
     let first = r.actions(at(100));
@@ -431,16 +401,7 @@ fn a_given_up_payment_is_looked_up_once_it_should_have_landed_and_retried_if_abs
     assert!(matches!(r.actions(at(6_460))[..], [Action::Cancel { .. }]));
     r.d.tick(at(7_000));
     let again = r.actions(at(7_000));
-    assert!(
-        matches!(
-            again[..],
-            [Action::Send {
-                call: Call::Lookup { .. },
-                ..
-            }]
-        ),
-        "{again:?}"
-    );
+    only_lookup(&again, Processor::Default);
     r.found(at(7_010), again[0], stamp);
     r.assert_done(slot, Processor::Default, stamp);
 }
@@ -453,14 +414,7 @@ fn a_longer_announced_delay_extends_the_wait_of_requests_in_flight() {
     r.accept(at(10), 1);
     let sent = r.actions(at(10));
     let old_give_up = 10 + Policy::default().give_up_ms(0);
-    r.segment.publish_health(
-        Processor::Default,
-        HealthReport {
-            failing: false,
-            min_response_ms: 5_000,
-        },
-        T0 as u64 + 50,
-    );
+    r.announce(Processor::Default, false, 5_000, 50);
     r.d.tick(at(100));
     let _ = r.actions(at(100));
     r.d.tick(at(old_give_up));
@@ -507,14 +461,7 @@ fn a_slow_default_at_capacity_spills_the_backlog_it_cannot_drain() {
     let mut r = rig(policy);
     r.d.tick(at(0));
     let _ = r.actions(at(0));
-    r.segment.publish_health(
-        Processor::Default,
-        HealthReport {
-            failing: false,
-            min_response_ms: 1_400,
-        },
-        T0 as u64 + 50,
-    );
+    r.announce(Processor::Default, false, 1_400, 50);
     r.d.tick(at(100));
     let _ = r.actions(at(100));
     for n in 0..22 {
@@ -601,20 +548,7 @@ fn a_dead_instances_payments_are_adopted_and_resolved_where_it_sent_them() {
                     request,
                 } => {
                     assert_eq!((pid, processor), (id(1), p));
-                    let outcome = Outcome::Answered {
-                        status: 404,
-                        requested_at_ms: None,
-                        health: None,
-                        retry_after_s: None,
-                    };
-                    b.completed(
-                        at(t),
-                        Completion {
-                            request,
-                            processor,
-                            outcome,
-                        },
-                    );
+                    answer(&mut b, at(t), request, processor, 404, None);
                 }
                 _ => {}
             }
@@ -627,20 +561,7 @@ fn a_dead_instances_payments_are_adopted_and_resolved_where_it_sent_them() {
         (p, stamp),
         "the adopter must resolve on the processor A used, with A's requestedAt"
     );
-    let outcome = Outcome::Answered {
-        status: 422,
-        requested_at_ms: None,
-        health: None,
-        retry_after_s: None,
-    };
-    b.completed(
-        at(when + 5),
-        Completion {
-            request,
-            processor: bp,
-            outcome,
-        },
-    );
+    answer(&mut b, at(when + 5), request, bp, 422, None);
     assert_eq!(
         a.state(slot),
         SlotState::Done {
@@ -674,14 +595,7 @@ fn a_passed_probe_instant_that_routing_does_not_use_is_not_a_deadline() {
     r.accept(at(0), 1);
     let a = r.actions(at(0));
     r.answer(at(10), a[0], 500);
-    r.segment.publish_health(
-        Processor::Fallback,
-        HealthReport {
-            failing: true,
-            min_response_ms: 0,
-        },
-        T0 as u64 + 20,
-    );
+    r.announce(Processor::Fallback, true, 0, 20);
     for t in [150, 300, 450] {
         r.d.tick(at(t));
         assert!(r.actions(at(t)).is_empty(), "nothing may go while both fail");
@@ -749,14 +663,7 @@ fn a_not_found_frees_nothing_while_an_attempt_may_still_sleep_an_earlier_longer_
     r.fail(at(200), first[0], true);
     // Default now fails, and its delay dropped to 48 ms (observed at 1 s).
     let dropped = [(true, 48), (false, 0)];
-    r.segment.publish_health(
-        Processor::Default,
-        HealthReport {
-            failing: true,
-            min_response_ms: 48,
-        },
-        T0 as u64 + 1_000,
-    );
+    r.announce(Processor::Default, true, 48, 1_000);
     let mut t = 200;
     let mut lookups = 0;
     while t < 300_000 {
@@ -825,20 +732,7 @@ fn an_adopted_payment_is_resolved_where_it_was_last_sent_whatever_the_stamps_ord
             let Call::Lookup { .. } = call else {
                 panic!("sent before looking it up: {call:?}")
             };
-            let outcome = Outcome::Answered {
-                status: 200,
-                requested_at_ms: Some(on_fallback),
-                health: None,
-                retry_after_s: None,
-            };
-            b.completed(
-                at(t),
-                Completion {
-                    request,
-                    processor,
-                    outcome,
-                },
-            );
+            answer(&mut b, at(t), request, processor, 200, Some(on_fallback));
         }
     }
     assert_eq!(
@@ -906,19 +800,7 @@ fn a_payment_adopted_blind_is_resolved_where_it_was_sent_never_freed_by_a_not_fo
                 }
                 Call::Health => unreachable!(),
             };
-            b.completed(
-                at(t),
-                Completion {
-                    request,
-                    processor,
-                    outcome: Outcome::Answered {
-                        status,
-                        requested_at_ms: None,
-                        health: None,
-                        retry_after_s: None,
-                    },
-                },
-            );
+            answer(&mut b, at(t), request, processor, status, None);
         }
     }
     assert!(lookups > 0);
@@ -1029,12 +911,7 @@ fn a_default_back_from_failing_gets_the_backlog_whatever_delay_it_had_while_fail
     let mut r = rig(Policy::default());
     r.d.tick(at(0));
     let _ = r.actions(at(0));
-    let failing_slow = HealthReport {
-        failing: true,
-        min_response_ms: 2_000,
-    };
-    r.segment
-        .publish_health(Processor::Default, failing_slow, T0 as u64 + 50);
+    r.announce(Processor::Default, true, 2_000, 50);
     r.d.tick(at(100));
     for n in 0..30 {
         r.accept(at(100), n);
@@ -1056,11 +933,7 @@ fn an_answer_sooner_than_the_announced_delay_lowers_it() {
     let mut r = rig(Policy::default());
     r.d.tick(at(0));
     let _ = r.actions(at(0));
-    let slow = HealthReport {
-        failing: false,
-        min_response_ms: 2_000,
-    };
-    r.segment.publish_health(Processor::Default, slow, T0 as u64 + 50);
+    r.announce(Processor::Default, false, 2_000, 50);
     r.d.tick(at(100));
     r.accept(at(200), 1);
     let sent = r.actions(at(200));
@@ -1084,17 +957,11 @@ fn a_longer_delay_extends_only_the_attempts_that_may_have_arrived_after_it() {
     let _ = r.actions(at(0));
     r.accept(at(10), 1);
     let early = r.actions(at(10));
-    let report = |min_response_ms| HealthReport {
-        failing: false,
-        min_response_ms,
-    };
-    r.segment
-        .publish_health(Processor::Default, report(0), T0 as u64 + 3_000);
+    r.announce(Processor::Default, false, 0, 3_000);
     r.d.tick(at(3_100));
     r.accept(at(3_200), 2);
     let late = r.actions(at(3_200));
-    r.segment
-        .publish_health(Processor::Default, report(5_000), T0 as u64 + 5_000);
+    r.announce(Processor::Default, false, 5_000, 5_000);
     r.d.tick(at(5_100));
     let _ = r.actions(at(5_100));
     let request = |a: &Action| match a {
@@ -1134,33 +1001,18 @@ fn after_the_delay_dropped_a_given_up_payment_is_retried_at_once_not_when_the_ol
     let mut r = rig(policy);
     r.d.tick(at(0));
     let _ = r.actions(at(0));
-    let report = |min_response_ms| HealthReport {
-        failing: false,
-        min_response_ms,
-    };
-    r.segment
-        .publish_health(Processor::Default, report(60_000), T0 as u64 + 50);
+    r.announce(Processor::Default, false, 60_000, 50);
     r.d.tick(at(100));
     r.accept(at(100), 1);
     let first = r.actions(at(100));
     let (_, stamp) = payment_send(&first[0]);
     // The delay drops to 10 ms; the attempt (asleep until 60.1 s) is given up at 10.1 s.
-    r.segment
-        .publish_health(Processor::Default, report(10), T0 as u64 + 5_000);
+    r.announce(Processor::Default, false, 10, 5_000);
     r.d.tick(at(10_100));
     assert!(matches!(r.actions(at(10_100))[..], [Action::Cancel { .. }]));
     r.d.tick(at(10_200));
     let lookup = r.actions(at(10_200));
-    assert!(
-        matches!(
-            lookup[..],
-            [Action::Send {
-                call: Call::Lookup { .. },
-                ..
-            }]
-        ),
-        "{lookup:?}"
-    );
+    only_lookup(&lookup, Processor::Default);
     r.answer(at(10_210), lookup[0], 404);
     r.d.tick(at(10_400));
     let retry = r.actions(at(10_400));
