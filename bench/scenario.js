@@ -9,7 +9,8 @@
 //   MAX_REQUESTS=550 AMOUNT=19.90 SCHEDULE=published k6 run bench/scenario.js
 //
 // SCHEDULE: published (the table in SPEC.md §4), slow-default (default at 3 s per payment for
-// most of the run), or flapping (default failing every other 10 s). Loopback only.
+// most of the run), long-outage (default failing from 10 s to 55 s), or flapping (default and
+// fallback failing in turn every 10 s). Loopback only.
 import http from 'k6/http';
 import { sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
@@ -37,6 +38,11 @@ const SCHEDULES = {
     [1, [0, false], [0, false]],
     [8, [3000, false], [0, false]],
     [50, [0, false], [0, false]],
+  ],
+  'long-outage': [
+    [1, [0, false], [0, false]],
+    [10, [0, true], [0, false]],
+    [55, [0, false], [0, false]],
   ],
   flapping: [
     [1, [0, false], [0, false]],
