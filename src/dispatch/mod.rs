@@ -12,13 +12,13 @@
 //! # Where a payment waits
 //! - `fresh`: no unresolved attempt anywhere; routed by the [`Policy`], oldest first.
 //! - `pinned[p]`: an attempt on `p` may have landed (timeout, connection lost after writing).
-//!   DESIGN.md: it must be resolved on `p` before it may go anywhere else — by a retry on `p`
-//!   with the same `requestedAt` (200 or 422 settle it), or by `GET /payments/{id}` on `p`
-//!   (found settles it). Not found settles nothing: a processor applies a new delay only to
-//!   requests that arrive after the change, so the attempt may still sleep inside `p` under a
-//!   delay set and changed again between two health polls, seen by nobody. (The deterministic
-//!   simulation found double charges from "not found means absent after a quarantine": seeds
-//!   60, 126, 506, 740, 3444.)
+//!   DESIGN.md: it must be resolved on `p` before it may go anywhere else — first by
+//!   `GET /payments/{id}` on `p` (found settles it), then by a retry on `p` with the same
+//!   `requestedAt` (200 or 422 settle it). Not found settles nothing: a processor applies a
+//!   new delay only to requests that arrive after the change, so the attempt may still sleep
+//!   inside `p` under a delay set and changed again between two health polls, seen by nobody.
+//!   (The deterministic simulation found double charges from "not found means absent after a
+//!   quarantine": seeds 60, 126, 506, 740, 3444.)
 //! - `delayed`: waiting out a backoff before returning to one of the above.
 //! - in flight: a request is on its way; at most one per payment.
 //!
@@ -104,11 +104,55 @@ struct Pending {
     look_up_next: bool,
 }
 
+impl Pending {
+    /// A payment with no attempt behind it yet (as far as this instance knows).
+    fn new(slot: SlotId, id: Uuid, cents: Cents, accepted_at_ms: u64) -> Pending {
+        Pending {
+            slot,
+            id,
+            cents,
+            accepted_at_ms,
+            retries: 0,
+            look_up_next: false,
+        }
+    }
+}
+
 /// Where a delayed payment returns when its backoff ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Lane {
     Fresh,
     Pinned(Processor),
+}
+
+/// A payment waiting out a backoff until `due` (monotonic ms), then back to `lane`. Ordered
+/// by `due`, then by when it was parked (`seq`), so equal deadlines keep their order.
+#[derive(Clone, Copy, Debug)]
+struct Delayed {
+    due: u64,
+    seq: u64,
+    lane: Lane,
+    pending: Pending,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+
+impl Eq for Delayed {}
+
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
 }
 
 /// One `POST /payments` of `pending` with `requested_at_ms`; `pinned` when it resolves an
@@ -220,8 +264,7 @@ pub struct Dispatcher {
     policy: Policy,
     fresh: VecDeque<Pending>,
     pinned: [VecDeque<Pending>; 2],
-    delayed: BinaryHeap<Reverse<(u64, u64)>>,
-    delayed_items: HashMap<u64, (Lane, Pending)>,
+    delayed: BinaryHeap<Reverse<Delayed>>,
     delayed_seq: u64,
     flights: HashMap<RequestId, Flight>,
     give_ups: BinaryHeap<Reverse<(u64, RequestId)>>,
@@ -247,7 +290,6 @@ impl Dispatcher {
             fresh: VecDeque::new(),
             pinned: [VecDeque::new(), VecDeque::new()],
             delayed: BinaryHeap::new(),
-            delayed_items: HashMap::new(),
             delayed_seq: 0,
             flights: HashMap::new(),
             give_ups: BinaryHeap::new(),
@@ -282,15 +324,7 @@ impl Dispatcher {
     /// routing queue.
     pub fn accepted(&mut self, now: Now, slot: SlotId, id: Uuid, cents: Cents) {
         self.now_mono_ms = self.now_mono_ms.max(now.mono_ms);
-        let pending = Pending {
-            slot,
-            id,
-            cents,
-            accepted_at_ms: wall(now),
-            retries: 0,
-            look_up_next: false,
-        };
-        self.fresh.push_back(pending);
+        self.fresh.push_back(Pending::new(slot, id, cents, wall(now)));
         self.pump(now);
     }
 
@@ -298,6 +332,12 @@ impl Dispatcher {
     /// given up are ignored.
     pub fn completed(&mut self, now: Now, completion: Completion) {
         self.now_mono_ms = self.now_mono_ms.max(now.mono_ms);
+        self.settle(now, completion);
+        self.pump(now);
+    }
+
+    /// Applies an outcome to its flight and payment, without routing anything yet.
+    fn settle(&mut self, now: Now, completion: Completion) {
         let Some(flight) = self.flights.remove(&completion.request) else {
             return;
         };
@@ -314,7 +354,6 @@ impl Dispatcher {
             Purpose::Lookup { pending } => self.lookup_outcome(now, p, pending, completion.outcome),
             Purpose::Health => self.health_outcome(now, p, completion.outcome),
         }
-        self.pump(now);
     }
 
     /// Lets time pass: heartbeat, orphan adoption, shared health, give-ups, backoffs, and
@@ -333,17 +372,9 @@ impl Dispatcher {
         }
         self.poll_health(now);
         self.give_up_overdue(now);
-        while let Some(&Reverse((due, seq))) = self.delayed.peek() {
-            if due > now.mono_ms {
-                break;
-            }
-            self.delayed.pop();
-            if let Some((lane, pending)) = self.delayed_items.remove(&seq) {
-                match lane {
-                    Lane::Fresh => self.fresh.push_front(pending),
-                    Lane::Pinned(p) => self.pinned[p.index()].push_back(pending),
-                }
-            }
+        while self.delayed.peek().is_some_and(|d| d.0.due <= now.mono_ms) {
+            let Some(Reverse(d)) = self.delayed.pop() else { break };
+            self.enqueue(d.lane, d.pending);
         }
         self.pump(now);
     }
@@ -356,8 +387,8 @@ impl Dispatcher {
     /// The monotonic instant at which [`Dispatcher::tick`] has work to do.
     pub fn next_deadline(&self) -> u64 {
         let mut next = self.next_heartbeat_mono_ms.min(self.next_adopt_mono_ms);
-        if let Some(Reverse((due, _))) = self.delayed.peek() {
-            next = next.min(*due);
+        if let Some(Reverse(d)) = self.delayed.peek() {
+            next = next.min(d.due);
         }
         if let Some(Reverse((due, _))) = self.give_ups.peek() {
             next = next.min(*due);
@@ -379,7 +410,7 @@ impl Dispatcher {
         let mut stats = self.stats;
         stats.fresh = self.fresh.len() as u64;
         stats.pinned = (self.pinned[0].len() + self.pinned[1].len()) as u64;
-        stats.delayed = self.delayed_items.len() as u64;
+        stats.delayed = self.delayed.len() as u64;
         stats.oldest_fresh_accepted_ms = self.fresh.iter().map(|p| p.accepted_at_ms).min();
         for p in Processor::ALL {
             let s = &self.processors[p.index()];
@@ -596,14 +627,7 @@ impl Dispatcher {
         for k in 0..self.adopted.len() {
             let (slot, claimed) = self.adopted[k];
             self.stats.adopted += 1;
-            let pending = Pending {
-                slot,
-                id: claimed.id,
-                cents: claimed.cents,
-                accepted_at_ms: claimed.accepted_at_ms,
-                retries: 0,
-                look_up_next: false,
-            };
+            let pending = Pending::new(slot, claimed.id, claimed.cents, claimed.accepted_at_ms);
             // The segment records the processor of the latest attempt: the only one that may
             // hold the payment (the previous owner left the other only after refusals that
             // stored nothing). Resolve there. No record: it was never sent anywhere.
@@ -636,25 +660,17 @@ impl Dispatcher {
                 continue;
             }
             self.actions.push_back(Action::Cancel { request });
-            let p = flight.processor;
-            self.stats.processors[p.index()].gave_up += 1;
-            let Purpose::Payment(attempt) = flight.purpose else {
-                self.completed(
-                    now,
-                    Completion {
-                        request,
-                        processor: p,
-                        outcome: Outcome::Failed { written: true },
-                    },
-                );
-                continue;
-            };
-            // Most likely asleep inside a processor slower than we waited.
-            self.flights.remove(&request);
-            self.stats.processors[p.index()].ambiguous += 1;
-            self.processors[p.index()].in_flight -= 1;
-            let lands = flight.sent_mono_ms + attempt.expected_ms;
-            self.resolve_later(now, p, attempt.pending, lands);
+            self.stats.processors[flight.processor.index()].gave_up += 1;
+            // Written and unanswered: ambiguous, like a connection lost after writing. (Routing
+            // waits for the end of the tick.)
+            self.settle(
+                now,
+                Completion {
+                    request,
+                    processor: flight.processor,
+                    outcome: Outcome::Failed { written: true },
+                },
+            );
         }
     }
 
@@ -664,18 +680,28 @@ impl Dispatcher {
         if backoff {
             self.delay(now.mono_ms + self.policy.backoff_ms(pending.retries), lane, pending);
         } else {
-            match lane {
-                Lane::Fresh => self.fresh.push_front(pending),
-                Lane::Pinned(p) => self.pinned[p.index()].push_back(pending),
-            }
+            self.enqueue(lane, pending);
+        }
+    }
+
+    /// Puts a payment in `lane` now: a fresh one at the front (it is the oldest), a pinned one
+    /// behind the others waiting for the same processor.
+    fn enqueue(&mut self, lane: Lane, pending: Pending) {
+        match lane {
+            Lane::Fresh => self.fresh.push_front(pending),
+            Lane::Pinned(p) => self.pinned[p.index()].push_back(pending),
         }
     }
 
     /// Parks a payment until `due` (monotonic ms), then it returns to `lane`.
     fn delay(&mut self, due: u64, lane: Lane, pending: Pending) {
         self.delayed_seq += 1;
-        self.delayed.push(Reverse((due, self.delayed_seq)));
-        self.delayed_items.insert(self.delayed_seq, (lane, pending));
+        self.delayed.push(Reverse(Delayed {
+            due,
+            seq: self.delayed_seq,
+            lane,
+            pending,
+        }));
     }
 
     /// Routes and sends everything that can go now.
