@@ -17,7 +17,8 @@
 //! whole run — far more than the fee gap of every payment it could carry. So a default that
 //! slow is avoided while fallback is not.
 
-/// The policy's knobs; every one is configuration with these defaults.
+/// The policy's knobs, with these defaults; all but the retry backoff can be set from the
+/// environment (`payrelay --help`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Policy {
     /// Fee of each processor as a fraction (published: 5% and 15%).

@@ -46,8 +46,8 @@ pub const CLASSES: [Class; 14] = [
     Class::Chaos,
 ];
 
-/// A seed's class is `SEED_CLASSES[seed % 16]`: every class once, chaos (where faults meet)
-/// four times.
+/// A seed's class is `SEED_CLASSES[seed % 16]`: every class once, takeover and chaos (where
+/// faults meet) twice.
 const SEED_CLASSES: [Class; 16] = [
     Class::Healthy,
     Class::Delays,
