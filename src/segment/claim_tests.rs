@@ -806,3 +806,36 @@ fn owner_words_pack_id_and_heartbeat() {
     );
     assert_eq!(super::layout::owner_id_of(pack_owner(1, u64::MAX)), 1);
 }
+
+/// A stamp of a newer epoch in an owned slot (a zombie of the old epoch cannot make one, but a
+/// reinsert after a purge can leave one there for a stalled owner to find): the attempt is
+/// refused and `mark_done` leaves the newer stamp alone.
+#[test]
+fn a_newer_epochs_stamp_is_neither_used_nor_overwritten() {
+    let segment = Segment::anonymous(1024).unwrap();
+    let a = segment.register_owner(T0, STALE).unwrap();
+    let slot = inserted(segment.insert_claimed(&uuid(3), 10, T0, a));
+    let epoch = segment.current_epoch();
+    let raw = &segment.slots()[slot.0 as usize];
+    let newer = pack_stamp(epoch + 1, T0 + 9);
+    raw.requested_at[0].store(newer, Ordering::SeqCst);
+    assert_eq!(
+        segment.begin_attempt(slot, a, Processor::Default, T0 + 1),
+        Err(AttemptError::NotLive)
+    );
+    assert_eq!(raw.requested_at[0].load(Ordering::SeqCst), newer);
+    segment.mark_done(slot, Processor::Default, T0 + 1).unwrap();
+    assert_eq!(
+        raw.requested_at[0].load(Ordering::SeqCst),
+        newer,
+        "mark_done overwrote it"
+    );
+    // Its own epoch's stamp, on the other processor, is written as usual.
+    let slot = inserted(segment.insert_claimed(&uuid(4), 10, T0, a));
+    segment.mark_done(slot, Processor::Fallback, T0 + 2).unwrap();
+    let raw = &segment.slots()[slot.0 as usize];
+    assert_eq!(
+        read_stamp(raw.requested_at[1].load(Ordering::SeqCst), epoch),
+        Stamp::Fixed(T0 + 2)
+    );
+}

@@ -17,9 +17,13 @@
 //! ```text
 //! owner O (begin_attempt)                     adopter A (claim / adopt)
 //! W1: stamp requested_at[P] (SeqCst CAS)      W2: CAS ctrl InFlight{O,·} → InFlight{A,·} (SeqCst)
-//! R1: CAS ctrl InFlight{O,·} → InFlight{O,P}  R2: load requested_at[P] (SeqCst)
+//! R1: CAS ctrl InFlight{O,·} → InFlight{O,P}  R2: any load of requested_at[P] (SeqCst)
 //!     (SeqCst); ok → O may send with the stamp    → A knows the attempts made so far
 //! ```
+//!
+//! R2 is every SeqCst load of a stamp after the take: [`Segment::claim`]/[`Segment::adopt`]
+//! report them in [`Claimed::requested_at`], and the adopter's own `begin_attempt` loads the
+//! stamp again before it sends, which is the read the dispatcher relies on.
 //!
 //! This is the store-buffer pattern: with weaker orderings both sides could miss the other
 //! side's store (each store still in its core's buffer), O would send and A would not know.
@@ -335,7 +339,7 @@ impl Segment {
         };
         // Acquire: a cheap early refusal, so a payment lost long ago gets no stamp; the
         // decisive check is R1 after the stamp.
-        let mut word = raw.ctrl.load(Ordering::Acquire);
+        let word = raw.ctrl.load(Ordering::Acquire);
         if !ours(word) {
             return Err(attempt_error(word, epoch));
         }
@@ -357,17 +361,14 @@ impl Segment {
             }
         };
         let recorded = Ctrl::encode(epoch, state::IN_FLIGHT, in_flight_aux(owner.0, Some(processor)));
-        loop {
-            // SeqCst: R1 of the attempt protocol (module doc), which also records `processor`.
-            match raw
-                .ctrl
-                .compare_exchange(word, recorded, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return Ok(fixed),
-                // Still ours (no one else changes an owned word but `mark_done`): try again.
-                Err(actual) if ours(actual) => word = actual,
-                Err(actual) => return Err(attempt_error(actual, epoch)),
-            }
+        // SeqCst: R1 of the attempt protocol (module doc), which also records `processor`. An
+        // owned word changes only by leaving us (adoption, done, purge), so one try decides.
+        match raw
+            .ctrl
+            .compare_exchange(word, recorded, Ordering::SeqCst, Ordering::Relaxed)
+        {
+            Ok(_) => Ok(fixed),
+            Err(actual) => Err(attempt_error(actual, epoch)),
         }
     }
 

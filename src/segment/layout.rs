@@ -323,7 +323,9 @@ pub(crate) fn stamp_time(word: u64, epoch: u32) -> Option<u64> {
 /// One payment. 64 bytes, one cache line.
 ///
 /// `ctrl` says whether the other words mean anything: they are written while the slot is
-/// `WRITING` (or `INDEXING`) and published by a release store/CAS of `ctrl`.
+/// `WRITING` (or `INDEXING`) and published by a release store/CAS of `ctrl` — except the
+/// `requested_at` stamps, which an owner fixes while the slot is `IN_FLIGHT`, each by its own
+/// SeqCst compare-and-swap (the attempt protocol in `claims.rs`).
 #[repr(C, align(64))]
 pub(crate) struct Slot {
     /// epoch (bits 32..64) | state (bits 24..32) | aux (bits 0..24): see [`Ctrl`].

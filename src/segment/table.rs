@@ -383,10 +383,11 @@ impl Segment {
         }
         // Relaxed: published by the Release store of DONE below. An update, not a store: if a
         // purge and a new insert took the slot meanwhile, the new payment's stamp (a newer
-        // epoch's) is not ours to overwrite.
+        // epoch's) is not ours to overwrite. Usually the attempt already fixed this very stamp:
+        // then nothing is written.
         let stamp = pack_stamp(epoch, requested_at_ms);
         let _ = slot.requested_at[p].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
-            (read_stamp(word, epoch) != Stamp::Newer).then_some(stamp)
+            (word != stamp && read_stamp(word, epoch) != Stamp::Newer).then_some(stamp)
         });
         let cents = slot.cents.load(Ordering::Relaxed);
         let header = self.header();
