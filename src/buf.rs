@@ -129,6 +129,13 @@ impl WriteBuf {
         self.data.len() - self.sent
     }
 
+    /// Drops everything not yet written (a connection given up half-way through a request),
+    /// keeping the allocation.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.sent = 0;
+    }
+
     /// Writes to `dst` until drained, blocked or failed; `Interrupted` is retried.
     pub fn flush_to<W: Write>(&mut self, dst: &mut W) -> WriteEnd {
         while self.sent < self.data.len() {
@@ -231,6 +238,23 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn clear_drops_a_half_written_request() {
+        let mut w = WriteBuf::new();
+        w.out().extend_from_slice(b"POST /payments");
+        let mut s = Sink {
+            accept: vec![4],
+            got: Vec::new(),
+        };
+        assert_eq!(w.flush_to(&mut s), WriteEnd::WouldBlock);
+        w.clear();
+        assert_eq!(w.pending(), 0);
+        w.out().extend_from_slice(b"GET");
+        s.accept = vec![100];
+        assert_eq!(w.flush_to(&mut s), WriteEnd::Drained);
+        assert_eq!(s.got, b"POSTGET");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Payments as the domain sees them: correlationIds, exact cents, processors, and the JSON
 //! reader for the body of `POST /payments` (ours, and the processors').
 
-use crate::time::{parse_iso_ms, Round, TimeError};
+use crate::time::{parse_iso_ms_assume_utc, Round};
 
 /// A correlationId: the 16 bytes of a canonical UUID, compared and hashed as bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -238,7 +238,8 @@ pub fn parse_processor_payment(body: &[u8]) -> Result<ProcessorPayment, PaymentE
             }
             let text = value.string()?.ok_or(PaymentError::BadRequestedAt)?;
             let text = text.as_bytes().ok_or(PaymentError::BadRequestedAt)?;
-            requested_at_ms = Some(parse_timestamp_assuming_utc(text).ok_or(PaymentError::BadRequestedAt)?);
+            requested_at_ms =
+                Some(parse_iso_ms_assume_utc(text, Round::Down).map_err(|_| PaymentError::BadRequestedAt)?);
         }
         Ok(())
     })?;
@@ -247,21 +248,6 @@ pub fn parse_processor_payment(body: &[u8]) -> Result<ProcessorPayment, PaymentE
         amount: amount.ok_or(PaymentError::MissingAmount)?,
         requested_at_ms: requested_at_ms.ok_or(PaymentError::MissingRequestedAt)?,
     })
-}
-
-/// An ISO-8601 timestamp in milliseconds, sub-millisecond digits dropped; one without a zone
-/// is taken as UTC (what .NET does with a `DateTime` of unspecified kind on a UTC host).
-fn parse_timestamp_assuming_utc(text: &[u8]) -> Option<i64> {
-    match parse_iso_ms(text, Round::Down) {
-        Ok(ms) => Some(ms),
-        Err(TimeError::MissingZone) => {
-            let mut zoned = [0u8; TEXT_CAPACITY + 1];
-            zoned[..text.len()].copy_from_slice(text);
-            zoned[text.len()] = b'Z';
-            parse_iso_ms(&zoned[..=text.len()], Round::Down).ok()
-        }
-        Err(_) => None,
-    }
 }
 
 /// Reads one JSON object, handing each member to `visit` with its decoded key (`None` when

@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use crate::payment::{read_object, write_amount, Cents, PaymentError, Uuid, TEXT_CAPACITY};
-use crate::time::{parse_iso_ms, write_iso_ms, Round, TimeError, ISO_MS_LEN};
+use crate::payment::{read_object, write_amount, Cents, PaymentError, Uuid};
+use crate::time::{parse_iso_ms_assume_utc, write_iso_ms, Round, ISO_MS_LEN};
 
 /// Where a processor listens, from a URL of the form `http://host[:port][/]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -376,25 +376,14 @@ pub fn parse_lookup(body: &[u8]) -> Result<LookupAnswer, AnswerError> {
 /// An ISO-8601 UTC timestamp, or one without a zone taken as UTC, in milliseconds since the
 /// epoch (sub-millisecond digits dropped); `None` before 1970 or when unreadable.
 fn timestamp_ms(text: &[u8]) -> Option<u64> {
-    let ms = match parse_iso_ms(text, Round::Down) {
-        Ok(ms) => ms,
-        Err(TimeError::MissingZone) => {
-            // Decoded strings are at most TEXT_CAPACITY bytes; one more for the zone.
-            let mut zoned = [0u8; TEXT_CAPACITY + 1];
-            let with_zone = zoned.get_mut(..=text.len())?;
-            with_zone[..text.len()].copy_from_slice(text);
-            with_zone[text.len()] = b'Z';
-            parse_iso_ms(with_zone, Round::Down).ok()?
-        }
-        Err(_) => return None,
-    };
-    u64::try_from(ms).ok()
+    u64::try_from(parse_iso_ms_assume_utc(text, Round::Down).ok()?).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::payment::parse_uuid;
+    use crate::time::parse_iso_ms;
 
     const ID: &str = "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3";
 

@@ -162,6 +162,23 @@ pub fn parse_iso_ms(text: &[u8], round: Round) -> Result<i64, TimeError> {
     Ok(seconds * 1000 + millis + extra)
 }
 
+/// Like [`parse_iso_ms`], but a timestamp without a zone is taken as UTC: how .NET reads a
+/// `DateTime` of unspecified kind on a UTC host, so how the processors read a `requestedAt`
+/// sent that way (and write one back).
+pub fn parse_iso_ms_assume_utc(text: &[u8], round: Round) -> Result<i64, TimeError> {
+    match parse_iso_ms(text, round) {
+        Err(TimeError::MissingZone) => {
+            // Longer than any readable timestamp (the fraction is bounded): unreadable anyway.
+            let mut zoned = [0u8; 64];
+            let with_zone = zoned.get_mut(..=text.len()).ok_or(TimeError::MissingZone)?;
+            with_zone[..text.len()].copy_from_slice(text);
+            with_zone[text.len()] = b'Z';
+            parse_iso_ms(with_zone, round)
+        }
+        other => other,
+    }
+}
+
 /// Writes `ms` as `YYYY-MM-DDTHH:MM:SS.fffZ`, always 24 bytes. Values outside
 /// [`MIN_ISO_MS`]`..=`[`MAX_ISO_MS`] (years 0000..=9999) are clamped to those ends, since a
 /// fixed four-digit year cannot say more. [`parse_iso_ms`] reads the output back to `ms`.
@@ -274,6 +291,22 @@ mod tests {
             (d, u) => assert_eq!(d, u, "{text}"),
         }
         down
+    }
+
+    #[test]
+    fn a_timestamp_without_zone_can_be_taken_as_utc() {
+        let utc = parse_iso_ms(b"2025-07-10T12:34:56.789Z", Round::Down).unwrap();
+        for text in [
+            &b"2025-07-10T12:34:56.789"[..],
+            b"2025-07-10T12:34:56.789Z",
+            b"2025-07-10T12:34:56.7891",
+        ] {
+            assert_eq!(parse_iso_ms_assume_utc(text, Round::Down), Ok(utc), "{text:?}");
+        }
+        assert_eq!(
+            parse_iso_ms_assume_utc(b"2025-07-10", Round::Down),
+            parse_iso_ms(b"2025-07-10", Round::Down)
+        );
     }
 
     #[test]

@@ -655,11 +655,7 @@ impl Pool {
         }
         let unread = conn.read.bytes().len();
         conn.read.consume(unread);
-        if conn.write.pending() > 0 {
-            // WriteBuf keeps its written prefix until drained; a fresh one is the only way to
-            // drop a half-sent request (an allocation per broken connection, not per request).
-            conn.write = WriteBuf::new();
-        }
+        conn.write.clear();
     }
 
     /// Readiness for `slot`. Handled whatever flags came, since spurious events happen and

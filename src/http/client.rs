@@ -13,6 +13,8 @@
 //! over [`MAX_RESPONSE_BYTES`] are refused, so a read buffer of [`MAX_RESPONSE_BYTES`] always
 //! holds enough to decide.
 
+use super::request::parse_length;
+
 /// Largest response head (status line and headers) we accept.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// Largest decoded response body we accept; the processors' answers are under 200 bytes.
@@ -312,16 +314,6 @@ fn hex_digit(c: u8) -> u8 {
         b'a'..=b'f' => c - b'a' + 10,
         _ => c.wrapping_sub(b'A').wrapping_add(10),
     }
-}
-
-/// A `Content-Length` value: ASCII digits only, at most 9 of them so it cannot overflow; the
-/// body limit is checked by the caller.
-fn parse_length(value: &[u8]) -> Option<usize> {
-    let value = value.trim_ascii();
-    if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(value.iter().fold(0, |n, &d| n * 10 + usize::from(d - b'0')))
 }
 
 /// A `Retry-After` in delta-seconds, saturating at `u32::MAX`; `None` for an HTTP-date or

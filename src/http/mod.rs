@@ -1,5 +1,6 @@
-//! HTTP/1.1 as this service speaks it: request framing over `httparse` ([`request`]) and
-//! responses written from preformatted bytes ([`response`]).
+//! HTTP/1.1 as this service speaks it: request framing over `httparse` ([`request`]),
+//! responses written from preformatted bytes ([`response`]), and the framing of the
+//! processors' answers to our own requests ([`client`]).
 
 pub mod client;
 pub mod request;

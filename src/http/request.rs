@@ -202,8 +202,9 @@ pub fn parse_request<'h, 'b>(buf: &'b [u8], headers: &'h mut [httparse::Header<'
 }
 
 /// A `Content-Length` value: ASCII digits only (no sign, no spaces inside), at most 9 of
-/// them so it cannot overflow; the body limit is checked by the caller.
-fn parse_length(value: &[u8]) -> Option<usize> {
+/// them so it cannot overflow; the body limit is checked by the caller. Shared with the
+/// client's response framing.
+pub(crate) fn parse_length(value: &[u8]) -> Option<usize> {
     let value = value.trim_ascii();
     if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
         return None;
