@@ -76,8 +76,8 @@ impl Api {
         let at = cx.now.wall_ms.max(0) as u64;
         let owner = self.pipeline.dispatcher().owner();
         match self.segment.insert_claimed(&id, cents, at, owner) {
-            Insert::Inserted(slot) => {
-                self.pipeline.accepted(cx.now, slot, id, cents);
+            Insert::Inserted(payment) => {
+                self.pipeline.accepted(cx.now, payment, id, cents);
                 Some(|out| out.extend_from_slice(response::ACCEPTED))
             }
             Insert::Duplicate(_) => Some(|out| out.extend_from_slice(response::ACCEPTED)),

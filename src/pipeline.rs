@@ -8,7 +8,7 @@ use mio::{Registry, Token};
 
 use crate::dispatch::{Action, Dispatcher};
 use crate::payment::{Cents, Uuid};
-use crate::segment::SlotId;
+use crate::segment::PaymentRef;
 use crate::timer::Now;
 use crate::upstream::{Completion, Upstream};
 
@@ -41,8 +41,8 @@ impl Pipeline {
 
     /// A payment this instance accepted and owns. Its first request goes out at the end of
     /// this loop turn ([`Pipeline::turn`]), batched with the others.
-    pub fn accepted(&mut self, now: Now, slot: SlotId, id: Uuid, cents: Cents) {
-        self.dispatcher.accepted(now, slot, id, cents);
+    pub fn accepted(&mut self, now: Now, payment: PaymentRef, id: Uuid, cents: Cents) {
+        self.dispatcher.accepted(now, payment, id, cents);
     }
 
     /// Readiness of an upstream socket.

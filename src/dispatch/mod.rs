@@ -35,7 +35,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use crate::payment::{Cents, Processor, Uuid};
-use crate::segment::{AttemptError, Claimed, HealthReport, OwnerId, Segment, SlotId};
+use crate::segment::{AttemptError, Claim, Claimed, HealthReport, OwnerId, PaymentRef, Segment, SlotId};
 use crate::timer::Now;
 use crate::upstream::{Call, Completion, Outcome, RequestId};
 
@@ -91,7 +91,9 @@ pub enum Action {
 /// A payment this instance owns and has not settled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Pending {
-    slot: SlotId,
+    /// The payment and our claim on it: every segment call proves both with it, so work on a
+    /// payment that was purged, or taken from us and maybe taken back since, changes nothing.
+    claim: Claim,
     id: Uuid,
     cents: Cents,
     accepted_at_ms: u64,
@@ -106,9 +108,9 @@ struct Pending {
 
 impl Pending {
     /// A payment with no attempt behind it yet (as far as this instance knows).
-    fn new(slot: SlotId, id: Uuid, cents: Cents, accepted_at_ms: u64) -> Pending {
+    fn new(claim: Claim, id: Uuid, cents: Cents, accepted_at_ms: u64) -> Pending {
         Pending {
-            slot,
+            claim,
             id,
             cents,
             accepted_at_ms,
@@ -322,9 +324,10 @@ impl Dispatcher {
 
     /// A payment this instance just stored as its own (`insert_claimed`): it joins the
     /// routing queue.
-    pub fn accepted(&mut self, now: Now, slot: SlotId, id: Uuid, cents: Cents) {
+    pub fn accepted(&mut self, now: Now, payment: PaymentRef, id: Uuid, cents: Cents) {
         self.now_mono_ms = self.now_mono_ms.max(now.mono_ms);
-        self.fresh.push_back(Pending::new(slot, id, cents, wall(now)));
+        self.fresh
+            .push_back(Pending::new(Claim::first(payment), id, cents, wall(now)));
         self.pump(now);
     }
 
@@ -445,7 +448,7 @@ impl Dispatcher {
                 // Either our attempt landed now, or an earlier one with the same requestedAt
                 // did (422): record it exactly as the processor did. Another instance may
                 // have recorded it first; both are the same fact.
-                let _ = self.segment.mark_done(pending.slot, p, requested_at_ms);
+                let _ = self.segment.mark_done(pending.claim.payment, p, requested_at_ms);
             }
             Outcome::Answered { status: 500..=599, .. } => {
                 // Nothing stored by this attempt. A pinned payment stays pinned: an earlier
@@ -489,7 +492,7 @@ impl Dispatcher {
                 ..
             } => {
                 self.stats.processors[p.index()].resolved_found += 1;
-                let _ = self.segment.mark_done(pending.slot, p, at);
+                let _ = self.segment.mark_done(pending.claim.payment, p, at);
             }
             Outcome::Answered { status: 404, .. } => {
                 // Not there (yet): a retry with the same requestedAt settles it either way.
@@ -625,9 +628,9 @@ impl Dispatcher {
             &mut self.adopted,
         );
         for k in 0..self.adopted.len() {
-            let (slot, claimed) = self.adopted[k];
+            let (_, claimed) = self.adopted[k];
             self.stats.adopted += 1;
-            let pending = Pending::new(slot, claimed.id, claimed.cents, claimed.accepted_at_ms);
+            let pending = Pending::new(claimed.claim, claimed.id, claimed.cents, claimed.accepted_at_ms);
             // The segment records the processor of the latest attempt: the only one that may
             // hold the payment (the previous owner left the other only after refusals that
             // stored nothing). Resolve there. No record: it was never sent anywhere.
@@ -787,8 +790,8 @@ impl Dispatcher {
     /// Stamps the attempt in the segment (which fixes or returns its requestedAt and checks we
     /// still own the payment) and emits the send.
     fn send_payment(&mut self, now: Now, p: Processor, pending: Pending, pinned: bool) {
-        let requested_at_ms = match self.segment.begin_attempt(pending.slot, self.owner, p, wall(now)) {
-            Ok(at) => at,
+        let attempted = match self.segment.begin_attempt(pending.claim, self.owner, p, wall(now)) {
+            Ok(attempted) => attempted,
             // Adopted by another instance, already done, or purged: no longer ours to send.
             Err(AttemptError::NotOwner | AttemptError::AlreadyDone | AttemptError::NotLive) => {
                 self.stats.dropped += 1;
@@ -803,6 +806,7 @@ impl Dispatcher {
         }
         let expected_ms = state.expected_latency_ms();
         let give_up = self.policy.give_up_ms(expected_ms);
+        let requested_at_ms = attempted.requested_at_ms;
         let call = Call::Payment {
             id: pending.id,
             cents: pending.cents,

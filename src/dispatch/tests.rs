@@ -30,7 +30,7 @@ fn rig(policy: Policy) -> Rig {
 }
 
 impl Rig {
-    fn accept(&mut self, now: Now, n: u8) -> SlotId {
+    fn accept(&mut self, now: Now, n: u8) -> PaymentRef {
         let owner = self.d.owner();
         let Insert::Inserted(slot) = self.segment.insert_claimed(&id(n), 1990, wall(now), owner) else {
             panic!()
@@ -75,8 +75,8 @@ impl Rig {
         );
     }
 
-    fn state(&self, slot: SlotId) -> SlotState {
-        self.segment.view(slot).unwrap().state
+    fn state(&self, slot: PaymentRef) -> SlotState {
+        self.segment.view(slot.slot).unwrap().state
     }
 
     /// Publishes a health report of `processor` as observed at `at_ms` after `T0`, as a
@@ -89,7 +89,7 @@ impl Rig {
         self.segment.publish_health(processor, report, T0 as u64 + at_ms);
     }
 
-    fn assert_done(&self, slot: SlotId, processor: Processor, requested_at_ms: u64) {
+    fn assert_done(&self, slot: PaymentRef, processor: Processor, requested_at_ms: u64) {
         assert_eq!(
             self.state(slot),
             SlotState::Done {
@@ -704,18 +704,21 @@ fn an_adopted_payment_is_resolved_where_it_was_last_sent_whatever_the_stamps_ord
         panic!()
     };
     let on_fallback = segment
-        .begin_attempt(slot, a, Processor::Fallback, T0 as u64 + 10)
-        .unwrap();
+        .begin_attempt(Claim::first(slot), a, Processor::Fallback, T0 as u64 + 10)
+        .unwrap()
+        .requested_at_ms;
     segment
-        .begin_attempt(slot, a, Processor::Default, T0 as u64 + 20)
+        .begin_attempt(Claim::first(slot), a, Processor::Default, T0 as u64 + 20)
         .unwrap();
     assert_eq!(
-        segment.begin_attempt(slot, a, Processor::Fallback, T0 as u64 + 30),
+        segment
+            .begin_attempt(Claim::first(slot), a, Processor::Fallback, T0 as u64 + 30)
+            .map(|attempted| attempted.requested_at_ms),
         Ok(on_fallback)
     );
     // A dies here; B adopts the payment once A is stale.
     let mut t = 0;
-    while t < 30_000 && !matches!(segment.view(slot).unwrap().state, SlotState::Done { .. }) {
+    while t < 30_000 && !matches!(segment.view(slot.slot).unwrap().state, SlotState::Done { .. }) {
         t += 100;
         b.tick(at(t));
         for action in actions_with_health(&mut b, at(t), healthy) {
@@ -736,7 +739,7 @@ fn an_adopted_payment_is_resolved_where_it_was_last_sent_whatever_the_stamps_ord
         }
     }
     assert_eq!(
-        segment.view(slot).unwrap().state,
+        segment.view(slot.slot).unwrap().state,
         SlotState::Done {
             processor: Processor::Fallback,
             requested_at_ms: on_fallback
@@ -759,8 +762,9 @@ fn a_payment_adopted_blind_is_resolved_where_it_was_sent_never_freed_by_a_not_fo
         panic!()
     };
     let stamp = segment
-        .begin_attempt(slot, a, Processor::Default, T0 as u64 + 10)
-        .unwrap();
+        .begin_attempt(Claim::first(slot), a, Processor::Default, T0 as u64 + 10)
+        .unwrap()
+        .requested_at_ms;
     // A dies; B starts 5 s later and only ever sees default failing with a short delay.
     let owner_b = segment.register_owner(T0 as u64 + 5_000, OWNER_STALE_MS).unwrap();
     let mut b = Dispatcher::new(segment.attach_again(), owner_b, Policy::default());
@@ -768,7 +772,7 @@ fn a_payment_adopted_blind_is_resolved_where_it_was_sent_never_freed_by_a_not_fo
     let recovered = [(false, 11), (false, 0)];
     let mut lookups = 0;
     let mut t = 5_000;
-    while t < 400_000 && !matches!(segment.view(slot).unwrap().state, SlotState::Done { .. }) {
+    while t < 400_000 && !matches!(segment.view(slot.slot).unwrap().state, SlotState::Done { .. }) {
         t += 100;
         b.tick(at(t));
         let default_up = t >= 300_000;
@@ -805,7 +809,7 @@ fn a_payment_adopted_blind_is_resolved_where_it_was_sent_never_freed_by_a_not_fo
     }
     assert!(lookups > 0);
     assert_eq!(
-        segment.view(slot).unwrap().state,
+        segment.view(slot.slot).unwrap().state,
         SlotState::Done {
             processor: Processor::Default,
             requested_at_ms: stamp
@@ -1017,4 +1021,110 @@ fn after_the_delay_dropped_a_given_up_payment_is_retried_at_once_not_when_the_ol
     r.d.tick(at(10_400));
     let retry = r.actions(at(10_400));
     assert_eq!(payment_send(&retry[0]), (Processor::Default, stamp));
+}
+
+// --- issue 15: every segment call proves the payment and the claim ---------------------------
+
+/// A payment in flight when a purge comes: a new payment takes its slot (the same id, so the
+/// same home slot). The old attempt's late 200 must not mark the new payment done, and the new
+/// one must be sent with its own requestedAt.
+#[test]
+fn a_late_answer_for_a_purged_payment_does_not_land_on_the_payment_that_took_its_slot() {
+    let mut r = rig(Policy::default());
+    r.d.tick(at(0));
+    let old = r.accept(at(0), 1);
+    let sent = r.actions(at(0));
+    assert_eq!(payment_send(&sent[0]), (Processor::Default, T0 as u64));
+    r.segment.purge();
+    let new = r.accept(at(50), 1);
+    assert_eq!(new.slot, old.slot, "the same id lands in the same home slot");
+    assert_ne!(new.epoch, old.epoch);
+    r.answer(at(60), sent[0], 200);
+    assert!(
+        matches!(r.state(new), SlotState::InFlight { .. }),
+        "the old payment's 200 marked the new one done"
+    );
+    let again = r.actions(at(60));
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(payment_send(&again[0]), (Processor::Default, T0 as u64 + 50));
+    r.answer(at(70), again[0], 200);
+    r.assert_done(new, Processor::Default, T0 as u64 + 50);
+}
+
+/// A payment held (default failing, fallback refused) when a purge comes: once a new payment
+/// has taken its slot, the old copy must never be sent, not with the new payment's stamp
+/// either.
+#[test]
+fn a_held_payment_purged_under_it_is_never_sent_with_the_new_payments_stamp() {
+    let mut r = rig(Policy::default());
+    r.d.tick(at(0));
+    r.accept(at(0), 1);
+    let first = r.actions(at(0));
+    r.fail(at(1), first[0], false); // refused: nothing stored, retried after a backoff
+    r.segment.purge();
+    let new = r.accept(at(10), 1);
+    let mut sent_new = 0;
+    for t in (20..3_000).step_by(50) {
+        r.d.tick(at(t));
+        for a in r.actions(at(t)) {
+            let (p, stamp) = payment_send(&a);
+            assert_eq!(stamp, T0 as u64 + 10, "the purged copy was sent at {t} ms");
+            sent_new += 1;
+            r.answer(at(t), a, 200);
+            r.assert_done(new, p, stamp);
+        }
+    }
+    assert_eq!(sent_new, 1);
+    assert!(r.d.stats().dropped >= 1, "the purged copy was not dropped");
+}
+
+/// Issue 15, item 3: A holds X; A stalls past the staleness bound and B adopts X, whose
+/// attempt on fallback is ambiguous; A wakes with its copy; B stalls; A adopts X back, pinned
+/// to fallback. A's first copy must stay dead: X goes to fallback only, never to default.
+#[test]
+fn a_copy_from_before_an_adoption_stays_dead_when_its_owner_adopts_the_payment_back() {
+    let mut a = rig(Policy::default());
+    a.d.tick(at(0));
+    a.accept(at(0), 1);
+    // Both refuse for now, so A keeps its copy queued behind a backoff.
+    let first = a.actions(at(0));
+    a.fail(at(1), first[0], false);
+    // A stalls. B registers and adopts X once A is stale, and sends it to fallback.
+    let owner_b = a.segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
+    let b_segment = a.segment.attach_again();
+    let b = Dispatcher::new(b_segment, owner_b, Policy::default());
+    let t_b = OWNER_STALE_MS + 500;
+    b.segment.heartbeat(owner_b, T0 as u64 + t_b);
+    let mut adopted = Vec::new();
+    b.segment()
+        .adopt(owner_b, T0 as u64 + t_b, OWNER_STALE_MS, 0, 0, 1024, &mut adopted);
+    assert_eq!(adopted.len(), 1);
+    let b_claim = adopted[0].1.claim;
+    b.segment()
+        .begin_attempt(b_claim, owner_b, Processor::Fallback, T0 as u64 + t_b)
+        .unwrap();
+    // B's attempt is ambiguous and B stalls; A wakes and, once B is stale, adopts X back.
+    let t_a = t_b + OWNER_STALE_MS + 500;
+    let mut sent = Vec::new();
+    let mut t = t_a;
+    while t < t_a + 5_000 {
+        a.d.tick(at(t));
+        for action in a.actions(at(t)) {
+            let Action::Send { processor, call, .. } = action else {
+                continue;
+            };
+            sent.push((processor, call));
+            match call {
+                Call::Lookup { .. } => a.answer(at(t), action, 404),
+                Call::Payment { .. } => a.answer(at(t), action, 200),
+                Call::Health => {}
+            }
+        }
+        t += 50;
+    }
+    assert!(!sent.is_empty(), "A never adopted X back");
+    assert!(
+        sent.iter().all(|(p, _)| *p == Processor::Fallback),
+        "X left fallback while an attempt there was unresolved: {sent:?}"
+    );
 }

@@ -7,7 +7,7 @@ use super::layout::{
     pack_owner, pack_report, pack_stamp, read_stamp, state, unpack_report, Ctrl, Stamp, MAX_REPORT_MIN_RESPONSE_MS,
     MAX_TIME_MS,
 };
-use super::tests::{inserted, uuid, Rng, T0};
+use super::tests::{attempt, done, held, inserted, uuid, Rng, T0};
 use super::*;
 
 /// Heartbeat staleness bound used by these tests (ms).
@@ -135,6 +135,10 @@ fn claim_from_queued_is_idempotent_and_refused_for_a_live_owner() {
     let b = segment.register_owner(T0, STALE).unwrap();
     let slot = inserted(segment.insert(&uuid(1), 1990, T0 - 5));
     let expected = Claimed {
+        claim: Claim {
+            payment: PaymentRef { slot, epoch: 1 },
+            generation: 1,
+        },
         id: uuid(1),
         cents: 1990,
         accepted_at_ms: T0 - 5,
@@ -155,7 +159,7 @@ fn claim_from_queued_is_idempotent_and_refused_for_a_live_owner() {
     let empty = (0..1024).map(SlotId).find(|&s| s != slot).unwrap();
     assert_eq!(segment.claim(empty, a, T0, STALE), Err(ClaimError::NotLive));
     // mark_done still works from any owner's claim.
-    segment.mark_done(slot, Processor::Default, T0 + 3).unwrap();
+    done(&segment, slot, Processor::Default, T0 + 3).unwrap();
     assert_eq!(segment.claim(slot, a, T0, STALE), Err(ClaimError::AlreadyDone));
     assert_eq!(segment.claim(slot, b, T0, STALE), Err(ClaimError::AlreadyDone));
 }
@@ -166,10 +170,7 @@ fn claim_takes_a_stale_owners_payment() {
     let old = segment.register_owner(T0, STALE).unwrap();
     let new = segment.register_owner(T0, STALE).unwrap();
     let slot = inserted(segment.insert_claimed(&uuid(2), 70, T0, old));
-    assert_eq!(
-        segment.begin_attempt(slot, old, Processor::Default, T0 + 10),
-        Ok(T0 + 10)
-    );
+    assert_eq!(attempt(&segment, slot, old, Processor::Default, T0 + 10), Ok(T0 + 10));
     assert_eq!(
         segment.claim(slot, new, T0 + STALE, STALE),
         Err(ClaimError::OwnedByLive)
@@ -177,11 +178,11 @@ fn claim_takes_a_stale_owners_payment() {
     let claimed = segment.claim(slot, new, T0 + STALE + 1, STALE).unwrap();
     assert_eq!(claimed.requested_at, [Some(T0 + 10), None], "the predecessor's attempt");
     assert_eq!(
-        segment.begin_attempt(slot, old, Processor::Default, T0 + 20),
+        attempt(&segment, slot, old, Processor::Default, T0 + 20),
         Err(AttemptError::NotOwner)
     );
     assert_eq!(
-        segment.begin_attempt(slot, new, Processor::Default, T0 + 30),
+        attempt(&segment, slot, new, Processor::Default, T0 + 30),
         Ok(T0 + 10),
         "the retry reuses the requestedAt fixed by the predecessor"
     );
@@ -242,6 +243,10 @@ fn adopt_takes_old_queued_payments_and_leaves_young_ones() {
         assert_eq!(
             *claimed,
             Claimed {
+                claim: Claim {
+                    payment: PaymentRef { slot: *slot, epoch: 1 },
+                    generation: 1,
+                },
                 id: uuid(n),
                 cents: n + 1,
                 accepted_at_ms: T0,
@@ -283,9 +288,7 @@ fn adopt_takes_a_stale_owners_payments_with_their_stamps() {
     let live_slots: Vec<SlotId> = (20..30)
         .map(|n| inserted(segment.insert_claimed(&uuid(n), 1, T0, live)))
         .collect();
-    segment
-        .begin_attempt(dead_slots[3], dead, Processor::Fallback, T0 + 7)
-        .unwrap();
+    attempt(&segment, dead_slots[3], dead, Processor::Fallback, T0 + 7).unwrap();
     segment.heartbeat(live, T0 + 2 * STALE);
     segment.heartbeat(heir, T0 + 2 * STALE);
     let mut out = Vec::new();
@@ -301,7 +304,7 @@ fn adopt_takes_a_stale_owners_payments_with_their_stamps() {
         };
         assert_eq!((claimed.requested_at, claimed.last_attempt), (stamps, last));
         assert_eq!(
-            segment.begin_attempt(*slot, dead, Processor::Default, T0),
+            attempt(&segment, *slot, dead, Processor::Default, T0),
             Err(AttemptError::NotOwner)
         );
     }
@@ -319,18 +322,18 @@ fn the_latest_attempt_is_recorded_and_handed_to_the_adopter_whatever_the_stamps_
     let slot = inserted(segment.insert_claimed(&uuid(1), 5, T0, a));
     // Fallback first (stamp T0+1), then default (T0+2), then fallback again reusing T0+1: the
     // older stamp is the latest attempt.
-    assert_eq!(segment.begin_attempt(slot, a, Processor::Fallback, T0 + 1), Ok(T0 + 1));
-    assert_eq!(segment.begin_attempt(slot, a, Processor::Default, T0 + 2), Ok(T0 + 2));
-    assert_eq!(segment.begin_attempt(slot, a, Processor::Fallback, T0 + 3), Ok(T0 + 1));
+    assert_eq!(attempt(&segment, slot, a, Processor::Fallback, T0 + 1), Ok(T0 + 1));
+    assert_eq!(attempt(&segment, slot, a, Processor::Default, T0 + 2), Ok(T0 + 2));
+    assert_eq!(attempt(&segment, slot, a, Processor::Fallback, T0 + 3), Ok(T0 + 1));
     // The record travels with ownership: b takes it from dead a, c from dead b.
     segment.unregister_owner(a);
     let claimed = segment.claim(slot, b, T0 + 4, STALE).unwrap();
     assert_eq!(claimed.requested_at, [Some(T0 + 2), Some(T0 + 1)]);
     assert_eq!(claimed.last_attempt, Some(Processor::Fallback));
-    assert_eq!(segment.begin_attempt(slot, b, Processor::Default, T0 + 5), Ok(T0 + 2));
+    assert_eq!(attempt(&segment, slot, b, Processor::Default, T0 + 5), Ok(T0 + 2));
     // a is gone: its attempt is refused and does not touch b's record.
     assert_eq!(
-        segment.begin_attempt(slot, a, Processor::Fallback, T0 + 6),
+        attempt(&segment, slot, a, Processor::Fallback, T0 + 6),
         Err(AttemptError::NotOwner)
     );
     assert!(matches!(segment.view(slot).unwrap().state, SlotState::InFlight { owner, .. } if owner == b.0));
@@ -343,7 +346,7 @@ fn the_latest_attempt_is_recorded_and_handed_to_the_adopter_whatever_the_stamps_
     let fresh = inserted(segment.insert_claimed(&uuid(2), 5, T0, c));
     assert_eq!(segment.claim(fresh, c, T0, STALE).unwrap().last_attempt, None);
     // Done: the record ends with the payment.
-    segment.mark_done(slot, Processor::Default, T0 + 2).unwrap();
+    done(&segment, slot, Processor::Default, T0 + 2).unwrap();
     assert_eq!(segment.claim(slot, c, T0 + 8, STALE), Err(ClaimError::AlreadyDone));
 }
 
@@ -396,9 +399,7 @@ fn adopt_finds_nothing_once_everything_is_done() {
         } else {
             inserted(segment.insert_claimed(&uuid(n), 1, T0, dead))
         };
-        segment
-            .mark_done(slot, Processor::ALL[(n % 2) as usize], T0 + n)
-            .unwrap();
+        done(&segment, slot, Processor::ALL[(n % 2) as usize], T0 + n).unwrap();
     }
     let mut out = Vec::new();
     segment.adopt(heir, T0 + 10 * STALE, STALE, 0, 0, 1024, &mut out);
@@ -412,9 +413,9 @@ fn first_stamp_wins_per_processor() {
     let segment = Segment::anonymous(1024).unwrap();
     let a = segment.register_owner(T0, STALE).unwrap();
     let slot = inserted(segment.insert_claimed(&uuid(5), 10, T0, a));
-    assert_eq!(segment.begin_attempt(slot, a, Processor::Default, T0 + 1), Ok(T0 + 1));
+    assert_eq!(attempt(&segment, slot, a, Processor::Default, T0 + 1), Ok(T0 + 1));
     assert_eq!(
-        segment.begin_attempt(slot, a, Processor::Default, T0 + 500),
+        attempt(&segment, slot, a, Processor::Default, T0 + 500),
         Ok(T0 + 1),
         "a retry reuses the first requestedAt"
     );
@@ -423,33 +424,27 @@ fn first_stamp_wins_per_processor() {
         [Some(T0 + 1), None],
         "fallback untouched"
     );
-    assert_eq!(
-        segment.begin_attempt(slot, a, Processor::Fallback, T0 + 900),
-        Ok(T0 + 900)
-    );
-    assert_eq!(
-        segment.begin_attempt(slot, a, Processor::Fallback, T0 + 901),
-        Ok(T0 + 900)
-    );
-    assert_eq!(segment.begin_attempt(slot, a, Processor::Default, T0 + 902), Ok(T0 + 1));
+    assert_eq!(attempt(&segment, slot, a, Processor::Fallback, T0 + 900), Ok(T0 + 900));
+    assert_eq!(attempt(&segment, slot, a, Processor::Fallback, T0 + 901), Ok(T0 + 900));
+    assert_eq!(attempt(&segment, slot, a, Processor::Default, T0 + 902), Ok(T0 + 1));
     assert_eq!(
         segment.claim(slot, a, T0, STALE).unwrap().requested_at,
         [Some(T0 + 1), Some(T0 + 900)]
     );
     let other = inserted(segment.insert_claimed(&uuid(6), 10, T0, a));
     assert_eq!(
-        segment.begin_attempt(other, a, Processor::Default, MAX_TIME_MS + 9),
+        attempt(&segment, other, a, Processor::Default, MAX_TIME_MS + 9),
         Ok(MAX_TIME_MS),
         "clamped like mark_done's limit"
     );
     // Done: refused, and the view shows the recorded time.
-    segment.mark_done(slot, Processor::Default, T0 + 1).unwrap();
+    done(&segment, slot, Processor::Default, T0 + 1).unwrap();
     assert_eq!(
-        segment.begin_attempt(slot, a, Processor::Default, T0 + 2),
+        attempt(&segment, slot, a, Processor::Default, T0 + 2),
         Err(AttemptError::AlreadyDone)
     );
     assert_eq!(
-        segment.begin_attempt(slot, a, Processor::Fallback, T0 + 2),
+        attempt(&segment, slot, a, Processor::Fallback, T0 + 2),
         Err(AttemptError::AlreadyDone)
     );
     let view = segment.view(slot).unwrap();
@@ -470,7 +465,7 @@ fn attempts_need_ownership() {
     let b = segment.register_owner(T0, STALE).unwrap();
     let queued = inserted(segment.insert(&uuid(1), 1, T0));
     assert_eq!(
-        segment.begin_attempt(queued, a, Processor::Default, T0),
+        attempt(&segment, queued, a, Processor::Default, T0),
         Err(AttemptError::NotOwner),
         "not claimed yet"
     );
@@ -481,27 +476,27 @@ fn attempts_need_ownership() {
     );
     let slot = inserted(segment.insert_claimed(&uuid(2), 1, T0, a));
     assert_eq!(
-        segment.begin_attempt(slot, b, Processor::Default, T0),
+        attempt(&segment, slot, b, Processor::Default, T0),
         Err(AttemptError::NotOwner)
     );
     segment.unregister_owner(a);
     segment.claim(slot, b, T0, STALE).unwrap();
     assert_eq!(
-        segment.begin_attempt(slot, a, Processor::Default, T0),
+        attempt(&segment, slot, a, Processor::Default, T0),
         Err(AttemptError::NotOwner)
     );
     assert_eq!(
-        segment.begin_attempt(SlotId(1 << 20), b, Processor::Default, T0),
+        attempt(&segment, SlotId(1 << 20), b, Processor::Default, T0),
         Err(AttemptError::NotLive)
     );
     let empty = (0..1024).map(SlotId).find(|&s| s != slot && s != queued).unwrap();
     assert_eq!(
-        segment.begin_attempt(empty, b, Processor::Default, T0),
+        attempt(&segment, empty, b, Processor::Default, T0),
         Err(AttemptError::NotLive)
     );
     segment.purge();
     assert_eq!(
-        segment.begin_attempt(slot, b, Processor::Default, T0),
+        attempt(&segment, slot, b, Processor::Default, T0),
         Err(AttemptError::NotLive)
     );
 }
@@ -513,16 +508,19 @@ fn purge_resets_attempts_and_ownership() {
     let b = segment.register_owner(T0, STALE).unwrap();
     let id = uuid(8);
     let slot = inserted(segment.insert_claimed(&id, 10, T0, a));
-    segment.begin_attempt(slot, a, Processor::Default, T0 + 1).unwrap();
-    segment.begin_attempt(slot, a, Processor::Fallback, T0 + 2).unwrap();
+    attempt(&segment, slot, a, Processor::Default, T0 + 1).unwrap();
+    attempt(&segment, slot, a, Processor::Fallback, T0 + 2).unwrap();
     segment.purge();
     assert_eq!(segment.census(), Census::default());
     // The same id lands in the same (home) slot in the new epoch.
-    assert_eq!(segment.insert(&id, 11, T0 + 3), Insert::Inserted(slot));
+    assert_eq!(
+        segment.insert(&id, 11, T0 + 3),
+        Insert::Inserted(PaymentRef { slot, epoch: 2 })
+    );
     let view = segment.view(slot).unwrap();
     assert_eq!((view.state, view.requested_at), (SlotState::Queued, [None, None]));
     assert_eq!(
-        segment.begin_attempt(slot, a, Processor::Default, T0 + 4),
+        attempt(&segment, slot, a, Processor::Default, T0 + 4),
         Err(AttemptError::NotOwner),
         "a's claim did not survive the purge"
     );
@@ -533,10 +531,10 @@ fn purge_resets_attempts_and_ownership() {
     assert_eq!(segment.view(slot).unwrap().requested_at, [None, None]);
     let claimed = segment.claim(slot, b, T0 + 5, STALE).unwrap();
     assert_eq!((claimed.cents, claimed.requested_at), (11, [None, None]));
-    assert_eq!(segment.begin_attempt(slot, b, Processor::Default, T0 + 6), Ok(T0 + 6));
+    assert_eq!(attempt(&segment, slot, b, Processor::Default, T0 + 6), Ok(T0 + 6));
     // The new payment's stamp is newer than anything the zombie's epoch may write over.
     assert_eq!(read_stamp(raw.requested_at[0].load(Ordering::SeqCst), 1), Stamp::Newer);
-    segment.mark_done(slot, Processor::Default, T0 + 6).unwrap();
+    done(&segment, slot, Processor::Default, T0 + 6).unwrap();
     assert_eq!(
         segment.summary(None, None).of(Processor::Default),
         Totals { count: 1, cents: 11 }
@@ -590,7 +588,7 @@ fn an_adopter_sees_every_attempt_its_predecessor_may_have_sent() {
                 // Keep attempting (retries) until the payment is lost; record what was sent.
                 let mut allowed = None;
                 loop {
-                    match handle.begin_attempt(slots[round as usize], old, processor(round), T0 + round) {
+                    match attempt(&handle, slots[round as usize], old, processor(round), T0 + round) {
                         Ok(at) => {
                             assert!(allowed.map_or(true, |first| first == at), "requestedAt changed");
                             allowed = Some(at);
@@ -778,9 +776,9 @@ fn census_counts_every_state() {
         .collect();
     for (k, n) in (17..22).enumerate() {
         let slot = inserted(segment.insert(&uuid(n), 1, T0 + n));
-        segment.mark_done(slot, Processor::ALL[k % 2], T0 + 500).unwrap();
+        done(&segment, slot, Processor::ALL[k % 2], T0 + 500).unwrap();
     }
-    segment.mark_done(owned[0], Processor::Fallback, T0 + 600).unwrap();
+    done(&segment, owned[0], Processor::Fallback, T0 + 600).unwrap();
     assert_eq!(
         segment.census(),
         Census {
@@ -820,11 +818,11 @@ fn a_newer_epochs_stamp_is_neither_used_nor_overwritten() {
     let newer = pack_stamp(epoch + 1, T0 + 9);
     raw.requested_at[0].store(newer, Ordering::SeqCst);
     assert_eq!(
-        segment.begin_attempt(slot, a, Processor::Default, T0 + 1),
+        attempt(&segment, slot, a, Processor::Default, T0 + 1),
         Err(AttemptError::NotLive)
     );
     assert_eq!(raw.requested_at[0].load(Ordering::SeqCst), newer);
-    segment.mark_done(slot, Processor::Default, T0 + 1).unwrap();
+    done(&segment, slot, Processor::Default, T0 + 1).unwrap();
     assert_eq!(
         raw.requested_at[0].load(Ordering::SeqCst),
         newer,
@@ -832,10 +830,80 @@ fn a_newer_epochs_stamp_is_neither_used_nor_overwritten() {
     );
     // Its own epoch's stamp, on the other processor, is written as usual.
     let slot = inserted(segment.insert_claimed(&uuid(4), 10, T0, a));
-    segment.mark_done(slot, Processor::Fallback, T0 + 2).unwrap();
+    done(&segment, slot, Processor::Fallback, T0 + 2).unwrap();
     let raw = &segment.slots()[slot.0 as usize];
     assert_eq!(
         read_stamp(raw.requested_at[1].load(Ordering::SeqCst), epoch),
         Stamp::Fixed(T0 + 2)
     );
+}
+
+// --- claims prove the payment and the claim (issue 15) --------------------------------------
+
+#[test]
+fn a_purged_payments_claim_touches_nothing_of_the_payment_that_took_its_slot() {
+    let segment = Segment::anonymous(1024).unwrap();
+    let a = segment.register_owner(T0, STALE).unwrap();
+    let Insert::Inserted(old) = segment.insert_claimed(&uuid(1), 100, T0, a) else {
+        panic!()
+    };
+    segment.purge();
+    let Insert::Inserted(new) = segment.insert_claimed(&uuid(1), 200, T0 + 1, a) else {
+        panic!()
+    };
+    assert_eq!(new.slot, old.slot);
+    assert_eq!(
+        segment.begin_attempt(Claim::first(old), a, Processor::Default, T0 + 2),
+        Err(AttemptError::NotLive)
+    );
+    assert_eq!(segment.mark_done(old, Processor::Default, T0), Err(DoneError::NotLive));
+    let view = segment.view(new.slot).unwrap();
+    assert_eq!(view.requested_at, [None, None], "the old claim stamped the new payment");
+    assert!(matches!(view.state, SlotState::InFlight { .. }));
+    assert_eq!(
+        segment
+            .begin_attempt(Claim::first(new), a, Processor::Default, T0 + 3)
+            .map(|x| x.requested_at_ms),
+        Ok(T0 + 3)
+    );
+}
+
+#[test]
+fn every_change_of_owner_bumps_the_generation_and_only_the_newest_claim_may_send() {
+    let segment = Segment::anonymous(1024).unwrap();
+    let a = segment.register_owner(T0, STALE).unwrap();
+    let b = segment.register_owner(T0, STALE).unwrap();
+    let Insert::Inserted(x) = segment.insert_claimed(&uuid(1), 100, T0, a) else {
+        panic!()
+    };
+    let first = Claim::first(x);
+    // A goes stale; B takes X.
+    segment.heartbeat(b, T0 + 2 * STALE);
+    let by_b = segment.claim(x.slot, b, T0 + 2 * STALE, STALE).unwrap().claim;
+    assert_eq!(by_b.generation, 1);
+    assert_eq!(
+        segment.begin_attempt(first, a, Processor::Default, T0 + 2 * STALE),
+        Err(AttemptError::NotOwner)
+    );
+    segment
+        .begin_attempt(by_b, b, Processor::Fallback, T0 + 2 * STALE)
+        .unwrap();
+    // B goes stale; A takes X back: a new generation, and the record of B's attempt.
+    segment.heartbeat(a, T0 + 4 * STALE);
+    let mut out = Vec::new();
+    segment.adopt(a, T0 + 4 * STALE, STALE, 0, 0, 1024, &mut out);
+    assert_eq!(out.len(), 1);
+    let back = out[0].1;
+    assert_eq!(back.claim.generation, 2);
+    assert_eq!(back.last_attempt, Some(Processor::Fallback));
+    assert_eq!(held(&segment, x.slot), back.claim);
+    assert_eq!(
+        segment.begin_attempt(first, a, Processor::Default, T0 + 4 * STALE),
+        Err(AttemptError::NotOwner),
+        "A's copy from before B's claim is valid again"
+    );
+    assert_eq!(segment.view(x.slot).unwrap().requested_at[0], None);
+    assert!(segment
+        .begin_attempt(back.claim, a, Processor::Fallback, T0 + 4 * STALE)
+        .is_ok());
 }

@@ -7,6 +7,12 @@
 //! from `QUEUED`), and `mark_done` finishes it from any owner. There is no way back to
 //! `QUEUED`: a payment leaves `IN_FLIGHT` only to another owner or to done.
 //!
+//! Every operation names its payment by [`PaymentRef`] (slot and epoch) and a send also by its
+//! [`Claim`] (payment and claim generation). The epoch stops work on a purged payment from
+//! landing on the one that took its slot; the generation, bumped by every take, stops a copy
+//! kept from an older claim: an owner that stalled, lost the payment and adopted it back holds
+//! the newest claim only through its newest copy.
+//!
 //! # The attempt protocol
 //! DESIGN.md: `requestedAt` is fixed per (payment, processor) and reused on every retry there;
 //! after an ambiguous outcome on P the payment must be resolved on P before going elsewhere.
@@ -72,15 +78,17 @@ use std::sync::atomic::{fence, Ordering};
 use crate::payment::{Cents, Processor, Uuid};
 
 use super::layout::{
-    aux_last_attempt, aux_owner, in_flight_aux, pack_stamp, read_stamp, stamp_time, state, Ctrl, Slot, Stamp,
-    MAX_TIME_MS,
+    aux_generation, aux_last_attempt, aux_owner, in_flight_aux, pack_stamp, read_stamp, stamp_time, state, Ctrl, Slot,
+    Stamp, MAX_TIME_MS,
 };
 use super::table::Key;
-use super::{Insert, OwnerId, Segment, SlotId};
+use super::{Claim, Insert, OwnerId, PaymentRef, Segment, SlotId};
 
 /// A payment as its new owner receives it from [`Segment::claim`] or [`Segment::adopt`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Claimed {
+    /// The claim: what [`Segment::begin_attempt`] asks for.
+    pub claim: Claim,
     /// The correlationId.
     pub id: Uuid,
     /// Amount in cents.
@@ -94,6 +102,18 @@ pub struct Claimed {
     /// The processor of the latest attempt, as recorded by the attempt protocol (module doc):
     /// the only one that may hold the payment. `None`: never sent anywhere.
     pub last_attempt: Option<Processor>,
+}
+
+/// What [`Segment::begin_attempt`] fixed: the `requestedAt` to send, and whether this
+/// attempt fixed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempted {
+    /// The `requestedAt` (ms) to send: this attempt's, or the one an earlier attempt fixed.
+    pub requested_at_ms: u64,
+    /// True when no earlier attempt (by anyone) had fixed a `requestedAt` on that processor:
+    /// nothing of ours can be there yet, so a `422` answer means the processor holds another
+    /// payment under this correlationId.
+    pub first: bool,
 }
 
 /// Why [`Segment::claim`] refused.
@@ -123,7 +143,8 @@ impl std::error::Error for ClaimError {}
 /// Why [`Segment::begin_attempt`] refused: the caller must not send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttemptError {
-    /// The payment is queued or owned by another instance (it was adopted).
+    /// The payment is queued, owned by another instance, or held by a newer claim (it was
+    /// adopted, maybe back by this very instance).
     NotOwner,
     /// The payment is done (or being marked done).
     AlreadyDone,
@@ -166,6 +187,16 @@ fn last_attempt_of(word: u64) -> Option<Processor> {
     }
 }
 
+/// The claim generation recorded in a `ctrl` word (0 unless `IN_FLIGHT`).
+fn generation_of(word: u64) -> u16 {
+    let ctrl = Ctrl::decode(word);
+    if ctrl.state == state::IN_FLIGHT {
+        aux_generation(ctrl.aux)
+    } else {
+        0
+    }
+}
+
 /// The error of an attempt whose payment's `ctrl` reads `word` and is not ours.
 fn attempt_error(word: u64, epoch: u32) -> AttemptError {
     let ctrl = Ctrl::decode(word);
@@ -184,7 +215,7 @@ impl Segment {
     /// (the accepting instance dispatches what it accepted, saving a claim). A duplicate
     /// returns [`Insert::Duplicate`] and changes nothing, whatever the state of the live one.
     pub fn insert_claimed(&self, id: &Uuid, cents: Cents, now_ms: u64, owner: OwnerId) -> Insert {
-        self.insert_as(id, cents, now_ms, state::IN_FLIGHT, in_flight_aux(owner.0, None))
+        self.insert_as(id, cents, now_ms, state::IN_FLIGHT, in_flight_aux(owner.0, None, 0))
     }
 
     /// Claims the payment in `slot` for `owner`: from `QUEUED`, or from an owner that is stale
@@ -205,15 +236,15 @@ impl Segment {
             match ctrl.state {
                 state::QUEUED => {}
                 state::IN_FLIGHT if aux_owner(ctrl.aux) == owner.0 => {
-                    return self.claimed(raw, word, epoch).ok_or(ClaimError::NotLive);
+                    return self.claimed(raw, slot, word, epoch).ok_or(ClaimError::NotLive);
                 }
                 state::IN_FLIGHT if self.owner_is_stale(OwnerId(aux_owner(ctrl.aux)), now_ms, stale_ms) => {}
                 state::IN_FLIGHT => return Err(ClaimError::OwnedByLive),
                 state::INDEXING | state::DONE => return Err(ClaimError::AlreadyDone),
                 _ => return Err(ClaimError::NotLive), // EMPTY, WRITING (never published yet)
             }
-            if self.take(raw, word, epoch, owner) {
-                return self.claimed(raw, word, epoch).ok_or(ClaimError::NotLive);
+            if let Some(mine) = self.take(raw, word, epoch, owner) {
+                return self.claimed(raw, slot, mine, epoch).ok_or(ClaimError::NotLive);
             }
             // The slot moved (claimed, done, purged and reused): decide again.
         }
@@ -269,8 +300,11 @@ impl Segment {
                 },
                 _ => false,
             };
-            if wanted && self.take(raw, word, epoch, owner) {
-                if let Some(claimed) = self.claimed(raw, word, epoch) {
+            if !wanted {
+                continue;
+            }
+            if let Some(mine) = self.take(raw, word, epoch, owner) {
+                if let Some(claimed) = self.claimed(raw, here, mine, epoch) {
                     out.push((here, claimed));
                 }
             }
@@ -279,20 +313,23 @@ impl Segment {
     }
 
     /// Moves `raw` from `ctrl` = `word` to owned by `owner`, keeping the record of the latest
-    /// attempt; false when the slot moved.
-    fn take(&self, raw: &Slot, word: u64, epoch: u32, owner: OwnerId) -> bool {
+    /// attempt and bumping the claim generation. Returns the new word; `None` when the slot
+    /// moved.
+    fn take(&self, raw: &Slot, word: u64, epoch: u32, owner: OwnerId) -> Option<u64> {
         let last = last_attempt_of(word);
-        let mine = Ctrl::encode(epoch, state::IN_FLIGHT, in_flight_aux(owner.0, last));
+        let generation = generation_of(word).wrapping_add(1);
+        let mine = Ctrl::encode(epoch, state::IN_FLIGHT, in_flight_aux(owner.0, last, generation));
         // SeqCst: W2 of the attempt protocol (module doc); it also acquires the payment's
         // publish, as a read-modify-write continuing the insert's release sequence.
         raw.ctrl
             .compare_exchange(word, mine, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
+            .ok()
+            .map(|_| mine)
     }
 
-    /// The payment of a slot just claimed (or owned) in `epoch` from `ctrl` = `word`; `None`
-    /// when a purge and a new insert reused the slot while it was read.
-    fn claimed(&self, raw: &Slot, word: u64, epoch: u32) -> Option<Claimed> {
+    /// The payment of `slot` (`raw`), owned in `epoch` with `ctrl` = `word`; `None` when a
+    /// purge and a new insert reused the slot while it was read.
+    fn claimed(&self, raw: &Slot, slot: SlotId, word: u64, epoch: u32) -> Option<Claimed> {
         // Relaxed: the claim acquired the publish, and these never change while the slot is
         // live in `epoch` (checked below).
         let id = Key::load(raw).uuid();
@@ -307,6 +344,10 @@ impl Segment {
         fence(Ordering::Acquire);
         let now = Ctrl::decode(raw.ctrl.load(Ordering::Relaxed));
         (now.epoch == epoch).then_some(Claimed {
+            claim: Claim {
+                payment: PaymentRef { slot, epoch },
+                generation: generation_of(word),
+            },
             id,
             cents,
             accepted_at_ms,
@@ -315,27 +356,34 @@ impl Segment {
         })
     }
 
-    /// Before sending the payment in `slot` to `processor`: fixes its `requestedAt` there to
-    /// `requested_at_ms` if no attempt fixed it yet, and returns the `requestedAt` to send —
-    /// the one fixed by an earlier attempt (ours or a previous owner's) if any. Times beyond
-    /// [`MAX_TIME_MS`] are clamped to it.
+    /// Before sending the payment held by `claim` to `processor`: fixes its `requestedAt`
+    /// there to `requested_at_ms` if no attempt fixed it yet, and returns the `requestedAt` to
+    /// send — the one fixed by an earlier attempt (ours or a previous owner's) if any. Times
+    /// beyond [`MAX_TIME_MS`] are clamped to it.
     ///
-    /// `Ok` only if `owner` still owns the payment *after* the stamp (module doc): then the
-    /// caller may send, and any later adopter sees the stamp. [`AttemptError::NotOwner`] when
-    /// it is queued or owned by another instance, [`AttemptError::AlreadyDone`],
-    /// [`AttemptError::NotLive`] when purged: do not send.
+    /// `Ok` only if `owner` still holds the payment under this very claim *after* the stamp
+    /// (module doc): then the caller may send, and any later adopter sees the stamp.
+    /// [`AttemptError::NotOwner`] when it is queued, owned by another instance, or held by a
+    /// newer claim; [`AttemptError::AlreadyDone`]; [`AttemptError::NotLive`] when purged (the
+    /// slot may hold another payment by now): do not send.
     pub fn begin_attempt(
         &self,
-        slot: SlotId,
+        claim: Claim,
         owner: OwnerId,
         processor: Processor,
         requested_at_ms: u64,
-    ) -> Result<u64, AttemptError> {
-        let raw = self.slots().get(slot.0 as usize).ok_or(AttemptError::NotLive)?;
-        let epoch = self.current_epoch();
+    ) -> Result<Attempted, AttemptError> {
+        let raw = self.slots().get(claim.slot().0 as usize).ok_or(AttemptError::NotLive)?;
+        let epoch = claim.payment.epoch;
+        if self.current_epoch() != epoch {
+            return Err(AttemptError::NotLive);
+        }
         let ours = |word: u64| {
             let ctrl = Ctrl::decode(word);
-            ctrl.epoch == epoch && ctrl.state == state::IN_FLIGHT && aux_owner(ctrl.aux) == owner.0
+            ctrl.epoch == epoch
+                && ctrl.state == state::IN_FLIGHT
+                && aux_owner(ctrl.aux) == owner.0
+                && aux_generation(ctrl.aux) == claim.generation & super::layout::GENERATION_MASK
         };
         // Acquire: a cheap early refusal, so a payment lost long ago gets no stamp; the
         // decisive check is R1 after the stamp.
@@ -347,27 +395,41 @@ impl Segment {
         let wanted = pack_stamp(epoch, requested_at_ms.min(MAX_TIME_MS));
         // SeqCst: W1 of the attempt protocol (module doc), loads and CAS alike.
         let mut current = stamp.load(Ordering::SeqCst);
-        let fixed = loop {
+        let attempted = loop {
             match read_stamp(current, epoch) {
-                Stamp::Fixed(at_ms) => break at_ms,
+                Stamp::Fixed(at_ms) => {
+                    break Attempted {
+                        requested_at_ms: at_ms,
+                        first: false,
+                    }
+                }
                 Stamp::Newer => return Err(AttemptError::NotLive),
                 Stamp::Unset => {
                     // SeqCst: W1 (module doc). Fails only if another attempt fixed it first.
                     match stamp.compare_exchange(current, wanted, Ordering::SeqCst, Ordering::SeqCst) {
-                        Ok(_) => break requested_at_ms.min(MAX_TIME_MS),
+                        Ok(_) => {
+                            break Attempted {
+                                requested_at_ms: requested_at_ms.min(MAX_TIME_MS),
+                                first: true,
+                            }
+                        }
                         Err(actual) => current = actual,
                     }
                 }
             }
         };
-        let recorded = Ctrl::encode(epoch, state::IN_FLIGHT, in_flight_aux(owner.0, Some(processor)));
+        let recorded = Ctrl::encode(
+            epoch,
+            state::IN_FLIGHT,
+            in_flight_aux(owner.0, Some(processor), claim.generation),
+        );
         // SeqCst: R1 of the attempt protocol (module doc), which also records `processor`. An
         // owned word changes only by leaving us (adoption, done, purge), so one try decides.
         match raw
             .ctrl
             .compare_exchange(word, recorded, Ordering::SeqCst, Ordering::Relaxed)
         {
-            Ok(_) => Ok(fixed),
+            Ok(_) => Ok(attempted),
             Err(actual) => Err(attempt_error(actual, epoch)),
         }
     }

@@ -23,8 +23,10 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"PAYRELAY");
 /// Bumped whenever the bytes of the segment change meaning; an older file is refused.
 /// Version 2: owner entries and health slots in the header, `requested_at` stamps tagged with
 /// their epoch, the slot's lease word unused. Version 3: an `IN_FLIGHT` slot's `ctrl` also
-/// names the processor of the latest attempt ([`in_flight_aux`]).
-pub(crate) const VERSION: u32 = 3;
+/// names the processor of the latest attempt ([`in_flight_aux`]). Version 4: the state takes
+/// 3 bits of `ctrl` instead of 8 and an `IN_FLIGHT` aux carries a claim generation; owner
+/// entries are backed by a lock on the file.
+pub(crate) const VERSION: u32 = 4;
 
 /// Smallest accepted capacity (number of payment slots).
 pub(crate) const MIN_CAPACITY: u32 = 1 << 10;
@@ -328,7 +330,7 @@ pub(crate) fn stamp_time(word: u64, epoch: u32) -> Option<u64> {
 /// SeqCst compare-and-swap (the attempt protocol in `claims.rs`).
 #[repr(C, align(64))]
 pub(crate) struct Slot {
-    /// epoch (bits 32..64) | state (bits 24..32) | aux (bits 0..24): see [`Ctrl`].
+    /// epoch (bits 32..64) | state (bits 29..32) | aux (bits 0..29): see [`Ctrl`].
     pub ctrl: AtomicU64,
     /// The correlationId, bytes 0..8 and 8..16 in native byte order.
     pub id: [AtomicU64; 2],
@@ -349,16 +351,16 @@ const _: () = assert!(size_of::<Slot>() == 64);
 const _: () = assert!(align_of::<Slot>() == 64);
 const _: () = assert!(HEADER_BYTES % align_of::<Slot>() == 0);
 
-/// Slot states (bits 24..32 of `ctrl`).
+/// Slot states (bits 29..32 of `ctrl`).
 pub(crate) mod state {
     /// Never used since the file was created.
     pub const EMPTY: u8 = 0;
-    /// An insert owns the slot and is writing its fields; aux = low 24 bits of its `now_ms`.
+    /// An insert owns the slot and is writing its fields; aux = low 29 bits of its `now_ms`.
     pub const WRITING: u8 = 1;
     /// Accepted, waiting for the dispatcher.
     pub const QUEUED: u8 = 2;
-    /// Claimed by a dispatcher; aux = owner id (an `OwnerId`, never 0 when written by it) and
-    /// the processor of the latest attempt: see [`super::in_flight_aux`].
+    /// Claimed by a dispatcher; aux = owner id (an `OwnerId`, never 0 when written by it), the
+    /// processor of the latest attempt and the claim generation: see [`super::in_flight_aux`].
     pub const IN_FLIGHT: u8 = 3;
     /// `mark_done` owns the slot and is indexing it; aux = processor index.
     pub const INDEXING: u8 = 4;
@@ -366,8 +368,11 @@ pub(crate) mod state {
     pub const DONE: u8 = 5;
 }
 
+/// Where the state starts in `ctrl`: 3 bits are enough for the six states and leave the aux
+/// field room for a claim generation.
+const STATE_SHIFT: u32 = 29;
 /// Mask of the aux field of `ctrl`.
-pub(crate) const AUX_MASK: u64 = (1 << 24) - 1;
+pub(crate) const AUX_MASK: u64 = (1 << STATE_SHIFT) - 1;
 
 /// Where an `IN_FLIGHT` aux keeps the processor of the latest attempt (2 bits above the
 /// 16-bit owner id: 0 none yet, else `Processor::index() + 1`). Kept in `ctrl` so that
@@ -376,10 +381,23 @@ pub(crate) const AUX_MASK: u64 = (1 << 24) - 1;
 /// lost the payment can never overwrite it.
 const LAST_ATTEMPT_SHIFT: u32 = 16;
 
-/// The aux of an `IN_FLIGHT` ctrl: `owner`, and `last` as the processor of the latest attempt.
-pub(crate) fn in_flight_aux(owner: u16, last: Option<Processor>) -> u64 {
+/// Where an `IN_FLIGHT` aux keeps the claim generation: bumped by every change of owner
+/// (claim, adoption), so a copy of the payment held from an older claim — by an instance
+/// that stalled, lost it, and later adopted it back — no longer matches and cannot send.
+const GENERATION_SHIFT: u32 = 18;
+/// Bits of the claim generation: a stale copy would pass again only after exactly 2 048
+/// changes of owner of that one payment while it slept, each needing an owner dead or stale.
+const GENERATION_BITS: u32 = 11;
+/// Mask of a claim generation.
+pub(crate) const GENERATION_MASK: u16 = (1 << GENERATION_BITS) - 1;
+
+const _: () = assert!(GENERATION_SHIFT + GENERATION_BITS == STATE_SHIFT);
+
+/// The aux of an `IN_FLIGHT` ctrl: `owner`, `last` as the processor of the latest attempt,
+/// and the claim `generation` (kept to its low [`GENERATION_BITS`]).
+pub(crate) fn in_flight_aux(owner: u16, last: Option<Processor>, generation: u16) -> u64 {
     let last = last.map_or(0, |p| p.index() as u64 + 1);
-    u64::from(owner) | (last << LAST_ATTEMPT_SHIFT)
+    u64::from(owner) | (last << LAST_ATTEMPT_SHIFT) | (u64::from(generation & GENERATION_MASK) << GENERATION_SHIFT)
 }
 
 /// The owner id in an `IN_FLIGHT` aux.
@@ -396,6 +414,11 @@ pub(crate) fn aux_last_attempt(aux: u32) -> Option<Processor> {
     }
 }
 
+/// The claim generation in an `IN_FLIGHT` aux.
+pub(crate) fn aux_generation(aux: u32) -> u16 {
+    (aux >> GENERATION_SHIFT) as u16 & GENERATION_MASK
+}
+
 /// A decoded `ctrl` word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Ctrl {
@@ -409,14 +432,15 @@ impl Ctrl {
     pub fn decode(word: u64) -> Ctrl {
         Ctrl {
             epoch: (word >> 32) as u32,
-            state: (word >> 24) as u8,
+            state: ((word >> STATE_SHIFT) & 7) as u8,
             aux: (word & AUX_MASK) as u32,
         }
     }
 
-    /// The raw `ctrl` word (aux is truncated to 24 bits).
+    /// The raw `ctrl` word (aux is truncated to 29 bits).
     pub fn encode(epoch: u32, state: u8, aux: u64) -> u64 {
-        (u64::from(epoch) << 32) | (u64::from(state) << 24) | (aux & AUX_MASK)
+        debug_assert!(state < 8);
+        (u64::from(epoch) << 32) | (u64::from(state) << STATE_SHIFT) | (aux & AUX_MASK)
     }
 
     /// True when the slot holds a payment of `epoch` (queued, in flight, indexing or done).

@@ -54,7 +54,7 @@ use std::sync::Arc;
 
 use crate::payment::{Cents, Processor, Uuid};
 
-pub use claims::{AttemptError, Census, ClaimError, Claimed};
+pub use claims::{AttemptError, Attempted, Census, ClaimError, Claimed};
 pub use error::SegmentError;
 pub use health::HealthReport;
 pub use layout::MAX_TIME_MS;
@@ -79,8 +79,9 @@ pub struct Segment {
 /// Outcome of [`Segment::insert`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Insert {
-    /// The payment is now queued in this slot.
-    Inserted(SlotId),
+    /// The payment is now queued in this slot (owned by the caller after
+    /// [`Segment::insert_claimed`], with [`Claim::first`]).
+    Inserted(PaymentRef),
     /// A payment with this correlationId is already live in this slot; nothing changed.
     Duplicate(SlotId),
     /// The epoch already holds 3/4 of the capacity in live payments; nothing changed.
@@ -93,6 +94,42 @@ pub enum Insert {
 /// Index of a payment slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SlotId(pub u32);
+
+/// One payment, named so that no other can be taken for it: its slot, and the purge epoch it
+/// was accepted in. A slot holds one payment per epoch (slots are never freed within one), so
+/// work on a payment that a purge erased finds the epoch changed and touches nothing, even
+/// once a new payment has taken the slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PaymentRef {
+    /// Where it lives.
+    pub slot: SlotId,
+    /// The epoch it belongs to.
+    pub epoch: u32,
+}
+
+/// One instance's hold on a payment: the payment and the generation of the claim. Every
+/// change of owner bumps the generation, so a copy kept from an older claim (an instance that
+/// stalled, lost the payment, then adopted it back) is refused by [`Segment::begin_attempt`]:
+/// only the newest copy may send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Claim {
+    /// The payment.
+    pub payment: PaymentRef,
+    /// The claim generation (the low 11 bits of a counter bumped per change of owner).
+    pub generation: u16,
+}
+
+impl Claim {
+    /// The claim [`Segment::insert_claimed`] publishes with a new payment.
+    pub fn first(payment: PaymentRef) -> Claim {
+        Claim { payment, generation: 0 }
+    }
+
+    /// The payment's slot.
+    pub fn slot(self) -> SlotId {
+        self.payment.slot
+    }
+}
 
 /// A consistent copy of one live payment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +179,8 @@ pub enum DoneError {
     AlreadyDone,
     /// `requested_at_ms` is beyond [`MAX_TIME_MS`].
     TimeOutOfRange,
+    /// The amount to record is beyond `MAX_CENTS`.
+    AmountOutOfRange,
 }
 
 impl std::fmt::Display for DoneError {
@@ -150,6 +189,7 @@ impl std::fmt::Display for DoneError {
             DoneError::NotLive => "the slot holds no live payment of the current epoch",
             DoneError::AlreadyDone => "the payment is already marked done",
             DoneError::TimeOutOfRange => "requestedAt is beyond the last time the segment can index",
+            DoneError::AmountOutOfRange => "the amount is beyond the largest the segment records",
         })
     }
 }

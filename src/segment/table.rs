@@ -30,7 +30,7 @@ use super::layout::{
     aux_owner, epoch_of_live, is_newer_epoch, live_of, next_epoch, pack_epoch_live, pack_stamp, read_stamp, stamp_time,
     state, Ctrl, Slot, Stamp, AUX_MASK, MAX_TIME_MS, WRITING_STALE_MS,
 };
-use super::{window, DoneError, Insert, PaymentView, Segment, SlotId, SlotState, Summary};
+use super::{window, DoneError, Insert, PaymentRef, PaymentView, Segment, SlotId, SlotState, Summary};
 
 /// A correlationId as the two words stored in a slot.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ enum NoRoom {
     EpochMoved,
 }
 
-/// True when a `WRITING` stamp (low 24 bits of the writer's `now_ms`) is at least
+/// True when a `WRITING` stamp (low 29 bits of the writer's `now_ms`) is at least
 /// [`WRITING_STALE_MS`] old at `now_ms`. A stamp slightly in the future (clocks read at
 /// different loop turns) counts as young.
 fn writing_is_stale(stamp: u32, now_ms: u64) -> bool {
@@ -212,7 +212,10 @@ impl Segment {
                     .compare_exchange(writing, queued, Ordering::Release, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return Insert::Inserted(SlotId(index as u32));
+                    return Insert::Inserted(PaymentRef {
+                        slot: SlotId(index as u32),
+                        epoch,
+                    });
                 }
                 continue 'epoch;
             }
@@ -259,8 +262,8 @@ impl Segment {
             });
     }
 
-    /// The slot of the live payment with this correlationId in the current epoch.
-    pub fn find(&self, id: &Uuid) -> Option<SlotId> {
+    /// The live payment with this correlationId in the current epoch.
+    pub fn find(&self, id: &Uuid) -> Option<PaymentRef> {
         let key = Key::new(id);
         let slots = self.slots();
         let mask = self.capacity as usize - 1;
@@ -274,7 +277,12 @@ impl Segment {
             let ctrl = Ctrl::decode(word);
             if ctrl.is_live_in(epoch) {
                 match self.same_key(slot, word, key) {
-                    Some(true) => return Some(SlotId(index as u32)),
+                    Some(true) => {
+                        return Some(PaymentRef {
+                            slot: SlotId(index as u32),
+                            epoch,
+                        })
+                    }
                     Some(false) => {}
                     None => continue,
                 }
@@ -291,7 +299,7 @@ impl Segment {
 
     /// The live payment with this correlationId in the current epoch.
     pub fn get(&self, id: &Uuid) -> Option<PaymentView> {
-        self.find(id).and_then(|slot| self.view(slot))
+        self.find(id).and_then(|payment| self.view(payment.slot))
     }
 
     /// A consistent copy of the payment in `slot`; `None` if the slot is out of range, empty,
@@ -342,21 +350,41 @@ impl Segment {
         }
     }
 
-    /// Marks a queued or in-flight payment done by `processor` with `requestedAt` =
+    /// Marks `payment` (queued or in flight) done by `processor` with `requestedAt` =
     /// `requested_at_ms`: stores the time, adds the payment to the time index, then publishes
     /// `DONE`. Refuses with [`DoneError::AlreadyDone`] if it is done (or being marked by
-    /// another instance), [`DoneError::NotLive`] if the slot holds no live payment, and
-    /// [`DoneError::TimeOutOfRange`] past [`MAX_TIME_MS`].
+    /// another instance), [`DoneError::NotLive`] if it was purged (its slot may hold another
+    /// payment by now), and [`DoneError::TimeOutOfRange`] past [`MAX_TIME_MS`].
     ///
-    /// If a purge happens meanwhile the payment is marked in the purged epoch and stays
-    /// invisible, like everything else the purge erased.
-    pub fn mark_done(&self, slot: SlotId, processor: Processor, requested_at_ms: u64) -> Result<(), DoneError> {
+    /// Any instance may finish a payment, whoever owns it: a processor's answer is a fact
+    /// about the payment, not about a claim. If a purge happens meanwhile the payment is
+    /// marked in the purged epoch and stays invisible, like everything else the purge erased.
+    pub fn mark_done(&self, payment: PaymentRef, processor: Processor, requested_at_ms: u64) -> Result<(), DoneError> {
+        self.mark_done_as(payment, processor, requested_at_ms, None)
+    }
+
+    /// [`Segment::mark_done`], recording `cents` as the amount when given: what a processor
+    /// holds under this correlationId may differ from what we accepted (an id reused across
+    /// purges, a processor not purged with us), and the books must show what it holds.
+    pub fn mark_done_as(
+        &self,
+        payment: PaymentRef,
+        processor: Processor,
+        requested_at_ms: u64,
+        cents: Option<Cents>,
+    ) -> Result<(), DoneError> {
         if requested_at_ms > MAX_TIME_MS {
             return Err(DoneError::TimeOutOfRange);
         }
-        let slot = self.slots().get(slot.0 as usize).ok_or(DoneError::NotLive)?;
+        if cents.is_some_and(|c| c > MAX_CENTS) {
+            return Err(DoneError::AmountOutOfRange);
+        }
+        let slot = self.slots().get(payment.slot.0 as usize).ok_or(DoneError::NotLive)?;
         let p = processor.index();
-        let epoch = self.current_epoch();
+        let epoch = payment.epoch;
+        if self.current_epoch() != epoch {
+            return Err(DoneError::NotLive);
+        }
         loop {
             // Acquire: pairs with the Release publish, so `cents` below is the payment's.
             let word = slot.ctrl.load(Ordering::Acquire);
@@ -380,6 +408,11 @@ impl Segment {
             {
                 break;
             }
+        }
+        if let Some(cents) = cents {
+            // Relaxed: published by the Release store of DONE below; the slot is ours while
+            // INDEXING (a purge's new insert could reclaim it only in a newer epoch).
+            slot.cents.store(cents, Ordering::Relaxed);
         }
         // Relaxed: published by the Release store of DONE below. An update, not a store: if a
         // purge and a new insert took the slot meanwhile, the new payment's stamp (a newer

@@ -62,9 +62,53 @@ impl Drop for TempPath {
 
 pub(super) fn inserted(outcome: Insert) -> SlotId {
     match outcome {
-        Insert::Inserted(slot) => slot,
+        Insert::Inserted(payment) => payment.slot,
         other => panic!("expected Inserted, got {other:?}"),
     }
+}
+
+/// The payment in `slot` now (tests name payments by slot).
+pub(super) fn payment(segment: &Segment, slot: SlotId) -> PaymentRef {
+    PaymentRef {
+        slot,
+        epoch: segment.current_epoch(),
+    }
+}
+
+/// `mark_done` of the payment in `slot` now.
+pub(super) fn done(segment: &Segment, slot: SlotId, processor: Processor, at_ms: u64) -> Result<(), DoneError> {
+    segment.mark_done(payment(segment, slot), processor, at_ms)
+}
+
+/// The claim held on `slot` now, whoever holds it (generation 0 unless in flight).
+pub(super) fn held(segment: &Segment, slot: SlotId) -> Claim {
+    let word = segment
+        .slots()
+        .get(slot.0 as usize)
+        .map_or(0, |raw| raw.ctrl.load(Ordering::Acquire));
+    let ctrl = Ctrl::decode(word);
+    let generation = if ctrl.state == state::IN_FLIGHT {
+        super::layout::aux_generation(ctrl.aux)
+    } else {
+        0
+    };
+    Claim {
+        payment: payment(segment, slot),
+        generation,
+    }
+}
+
+/// `begin_attempt` under the claim held on `slot` now; the `requestedAt` it fixed.
+pub(super) fn attempt(
+    segment: &Segment,
+    slot: SlotId,
+    owner: OwnerId,
+    processor: Processor,
+    at_ms: u64,
+) -> Result<u64, AttemptError> {
+    segment
+        .begin_attempt(held(segment, slot), owner, processor, at_ms)
+        .map(|a| a.requested_at_ms)
 }
 
 /// The naive reference: totals of `(processor, requestedAt, cents)` rows in the window.
@@ -122,7 +166,7 @@ fn open_creates_then_attaches_and_reopens() {
     // A second open while the first is mapped sees the same table.
     let second = Segment::open(&path.0, 1024).expect("attach");
     assert_eq!(second.insert(&uuid(1), 1990, T0), Insert::Duplicate(slot));
-    second.mark_done(slot, Processor::Fallback, T0 + 5).unwrap();
+    done(&second, slot, Processor::Fallback, T0 + 5).unwrap();
     drop(first);
     drop(second);
 
@@ -278,7 +322,7 @@ fn insert_get_view_and_dedup() {
         }
     );
     assert_eq!(segment.get(&uuid(1)), Some(view));
-    assert_eq!(segment.find(&uuid(1)), Some(slot));
+    assert_eq!(segment.find(&uuid(1)).map(|p| p.slot), Some(slot));
     assert_eq!(segment.get(&uuid(2)), None);
     assert_eq!(segment.live_count(), 1);
     assert_eq!(segment.view(SlotId(1024)), None, "out of range");
@@ -298,8 +342,8 @@ fn dedup_across_handles() {
     let b = a.attach_again();
     let slot = inserted(a.insert(&uuid(9), 10, T0));
     assert_eq!(b.insert(&uuid(9), 10, T0), Insert::Duplicate(slot));
-    b.mark_done(slot, Processor::Default, T0).unwrap();
-    assert_eq!(a.mark_done(slot, Processor::Default, T0), Err(DoneError::AlreadyDone));
+    done(&b, slot, Processor::Default, T0).unwrap();
+    assert_eq!(done(&a, slot, Processor::Default, T0), Err(DoneError::AlreadyDone));
     drop(a);
     assert_eq!(b.live_count(), 1, "the mapping outlives the first handle");
 }
@@ -329,7 +373,7 @@ fn full_at_three_quarters() {
 fn mark_done_moves_state_once() {
     let segment = Segment::anonymous(1024).unwrap();
     let slot = inserted(segment.insert(&uuid(3), 250, T0));
-    segment.mark_done(slot, Processor::Default, T0 + 20).unwrap();
+    done(&segment, slot, Processor::Default, T0 + 20).unwrap();
     assert_eq!(
         segment.view(slot).unwrap().state,
         SlotState::Done {
@@ -338,7 +382,7 @@ fn mark_done_moves_state_once() {
         }
     );
     assert_eq!(
-        segment.mark_done(slot, Processor::Fallback, T0 + 30),
+        done(&segment, slot, Processor::Fallback, T0 + 30),
         Err(DoneError::AlreadyDone)
     );
     assert_eq!(
@@ -355,17 +399,14 @@ fn mark_done_moves_state_once() {
     assert_eq!(segment.summary(None, None).of(Processor::Fallback), Totals::default());
 
     let empty = (0..1024).map(SlotId).find(|&s| s != slot).unwrap();
+    assert_eq!(done(&segment, empty, Processor::Default, T0), Err(DoneError::NotLive));
     assert_eq!(
-        segment.mark_done(empty, Processor::Default, T0),
-        Err(DoneError::NotLive)
-    );
-    assert_eq!(
-        segment.mark_done(SlotId(5000), Processor::Default, T0),
+        done(&segment, SlotId(5000), Processor::Default, T0),
         Err(DoneError::NotLive)
     );
     let other = inserted(segment.insert(&uuid(4), 1, T0));
     assert_eq!(
-        segment.mark_done(other, Processor::Default, MAX_TIME_MS + 1),
+        done(&segment, other, Processor::Default, MAX_TIME_MS + 1),
         Err(DoneError::TimeOutOfRange)
     );
     assert_eq!(
@@ -373,7 +414,7 @@ fn mark_done_moves_state_once() {
         SlotState::Queued,
         "a refused mark changes nothing"
     );
-    segment.mark_done(other, Processor::Fallback, MAX_TIME_MS).unwrap();
+    done(&segment, other, Processor::Fallback, MAX_TIME_MS).unwrap();
     assert_eq!(
         segment
             .summary(Some(MAX_TIME_MS as i64), None)
@@ -398,7 +439,7 @@ fn in_flight_slots_decode_and_can_be_done() {
         }
     );
     assert!(matches!(segment.insert(&uuid(11), 70, T0), Insert::Duplicate(s) if s == slot));
-    segment.mark_done(slot, Processor::Fallback, T0 + 1).unwrap();
+    done(&segment, slot, Processor::Fallback, T0 + 1).unwrap();
     assert!(matches!(
         segment.view(slot).unwrap().state,
         SlotState::Done {
@@ -426,7 +467,10 @@ fn writing_slot_is_contended_until_stale_then_reclaimed() {
     assert_eq!(segment.live_count(), 0, "a contended insert gives its reservation back");
     assert_eq!(
         segment.insert(&id, 5, T0 + WRITING_STALE_MS_FOR_TESTS),
-        Insert::Inserted(SlotId(home as u32))
+        Insert::Inserted(PaymentRef {
+            slot: SlotId(home as u32),
+            epoch: 1
+        })
     );
     assert_eq!(segment.get(&id).unwrap().cents, 5);
 
@@ -451,7 +495,13 @@ fn slot_from_a_future_epoch_is_not_a_trap() {
         .ctrl
         .store(Ctrl::encode(7, state::QUEUED, 0), Ordering::Release);
     assert_eq!(segment.view(SlotId(home as u32)), None);
-    assert_eq!(segment.insert(&id, 5, T0), Insert::Inserted(SlotId(home as u32)));
+    assert_eq!(
+        segment.insert(&id, 5, T0),
+        Insert::Inserted(PaymentRef {
+            slot: SlotId(home as u32),
+            epoch: 1
+        })
+    );
     assert_eq!(segment.get(&id).unwrap().cents, 5);
 }
 
@@ -465,8 +515,7 @@ fn purge_empties_everything_for_every_handle() {
     for n in 0..100 {
         let slot = inserted(a.insert(&uuid(n), 100 + n, T0));
         if n % 2 == 0 {
-            a.mark_done(slot, Processor::ALL[(n % 4 / 2) as usize], T0 + n * 10)
-                .unwrap();
+            done(&a, slot, Processor::ALL[(n % 4 / 2) as usize], T0 + n * 10).unwrap();
         }
         slots.push(slot);
     }
@@ -480,10 +529,10 @@ fn purge_empties_everything_for_every_handle() {
     assert_eq!(a.summary_scan(None, None), Summary::default());
     assert!(slots.iter().all(|&slot| a.view(slot).is_none()));
     assert_eq!(a.get(&uuid(3)), None);
-    assert_eq!(a.mark_done(slots[1], Processor::Default, T0), Err(DoneError::NotLive));
+    assert_eq!(done(&a, slots[1], Processor::Default, T0), Err(DoneError::NotLive));
     // Inserts work again, reusing the same ids, and the index starts from zero.
     let slot = inserted(a.insert(&uuid(3), 7, T0 + 1));
-    a.mark_done(slot, Processor::Default, T0 + 30).unwrap();
+    done(&a, slot, Processor::Default, T0 + 30).unwrap();
     assert_eq!(
         b.summary(None, None).of(Processor::Default),
         Totals { count: 1, cents: 7 }
@@ -558,7 +607,7 @@ fn summary_equals_scan_equals_naive_on_random_windows() {
             Processor::Fallback
         };
         let at = random_time(&mut rng, &hot);
-        segment.mark_done(slot, processor, at).unwrap();
+        done(&segment, slot, processor, at).unwrap();
         rows.push((processor, at, cents));
         if n % 500 == 0 {
             for _ in 0..20 {
@@ -607,7 +656,7 @@ fn windows_on_exact_edges() {
     for (n, &at) in times.iter().enumerate() {
         let slot = inserted(segment.insert(&uuid(n as u64), 100 + n as u64, T0));
         let processor = Processor::ALL[n % 2];
-        segment.mark_done(slot, processor, at).unwrap();
+        done(&segment, slot, processor, at).unwrap();
         rows.push((processor, at, 100 + n as u64));
     }
     let edges: Vec<i64> = times
@@ -644,7 +693,7 @@ fn aliased_times_still_give_exact_answers() {
     for (n, &at) in times.iter().enumerate() {
         let slot = inserted(segment.insert(&uuid(n as u64), 1_000 + n as u64, T0));
         let processor = Processor::ALL[n % 2];
-        segment.mark_done(slot, processor, at).unwrap();
+        done(&segment, slot, processor, at).unwrap();
         rows.push((processor, at, 1_000 + n as u64));
     }
     let mut bounds: Vec<Option<i64>> = vec![None];
@@ -678,7 +727,7 @@ fn open_windows_over_a_long_run_stay_indexed() {
     for n in 0..2_400u64 {
         let at = T0 + n * 1_000 + n % 1000;
         let slot = inserted(segment.insert(&uuid(n), n + 1, T0));
-        segment.mark_done(slot, Processor::ALL[(n % 2) as usize], at).unwrap();
+        done(&segment, slot, Processor::ALL[(n % 2) as usize], at).unwrap();
         rows.push((Processor::ALL[(n % 2) as usize], at, n + 1));
     }
     assert_indexed(&segment, &rows, None, None);
@@ -705,7 +754,7 @@ fn dirty_bucket_and_unindexed_epoch_fall_back_to_scan() {
     ];
     for (n, &(processor, at, cents)) in rows.iter().enumerate() {
         let slot = inserted(segment.insert(&uuid(n as u64), cents, T0));
-        segment.mark_done(slot, processor, at).unwrap();
+        done(&segment, slot, processor, at).unwrap();
     }
     // Pretend a writer of this millisecond gave up: its aggregates are not to be trusted.
     let ms_bucket = &segment.ms_buckets()[((T0 + 1234) as usize) & (MS_BUCKETS - 1)];
@@ -735,7 +784,7 @@ fn dirty_bucket_and_unindexed_epoch_fall_back_to_scan() {
     // The next epoch is indexed again.
     segment.purge();
     let slot = inserted(segment.insert(&uuid(1), 10, T0));
-    segment.mark_done(slot, Processor::Default, T0 + 1234).unwrap();
+    done(&segment, slot, Processor::Default, T0 + 1234).unwrap();
     let rows = [(Processor::Default, T0 + 1234, 10)];
     assert_indexed(&segment, &rows, Some((T0 + 1000) as i64), Some((T0 + 1500) as i64));
 }
@@ -762,11 +811,9 @@ fn concurrent_handles_store_each_id_once() {
                 for n in order {
                     loop {
                         match handle.insert(&uuid(n), n + 1, T0) {
-                            Insert::Inserted(slot) => {
+                            Insert::Inserted(PaymentRef { slot, .. }) => {
                                 won += 1;
-                                handle
-                                    .mark_done(slot, Processor::ALL[(n % 2) as usize], time_of(n))
-                                    .unwrap();
+                                done(&handle, slot, Processor::ALL[(n % 2) as usize], time_of(n)).unwrap();
                             }
                             Insert::Duplicate(slot) => {
                                 let view = handle.view(slot).unwrap();
@@ -827,12 +874,12 @@ fn purges_racing_inserts_and_marks_leave_a_consistent_table() {
                 for _ in 0..6_000 {
                     let n = rng.below(2_500);
                     let slot = match handle.insert(&uuid(n), n + 1, T0) {
-                        Insert::Inserted(slot) | Insert::Duplicate(slot) => slot,
+                        Insert::Inserted(PaymentRef { slot, .. }) | Insert::Duplicate(slot) => slot,
                         Insert::Full | Insert::Contended => continue,
                     };
                     if rng.below(3) != 0 {
                         // Refusals are expected here (done by another thread, or purged).
-                        let _ = handle.mark_done(slot, Processor::ALL[(n % 2) as usize], time_of(n));
+                        let _ = done(&handle, slot, Processor::ALL[(n % 2) as usize], time_of(n));
                     }
                 }
                 workers_done.fetch_add(1, Ordering::Release);
@@ -859,8 +906,9 @@ fn purges_racing_inserts_and_marks_leave_a_consistent_table() {
     let mut rng = Rng(5);
     for _ in 0..1_500 {
         let n = rng.below(2_500);
-        if let Insert::Inserted(slot) | Insert::Duplicate(slot) = segment.insert(&uuid(n), n + 1, T0) {
-            let _ = segment.mark_done(slot, Processor::ALL[(n % 2) as usize], time_of(n));
+        if let Insert::Inserted(PaymentRef { slot, .. }) | Insert::Duplicate(slot) = segment.insert(&uuid(n), n + 1, T0)
+        {
+            let _ = done(&segment, slot, Processor::ALL[(n % 2) as usize], time_of(n));
         }
     }
     check_quiescent(&segment);
