@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use payrelay::api::Api;
 use payrelay::cli::{invocation, Invocation};
 use payrelay::config::{Config, HELP};
-use payrelay::dispatch::{Dispatcher, OWNER_STALE_MS};
+use payrelay::dispatch::Dispatcher;
 use payrelay::pipeline::Pipeline;
 use payrelay::reactor::{Reactor, SERVICE_TOKEN_BASE};
 use payrelay::segment::Segment;
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         }
     };
     let now_ms = Clock::new().now().wall_ms.max(0) as u64;
-    let Some(owner) = segment.register_owner(now_ms, OWNER_STALE_MS) else {
+    let Some(owner) = segment.register_owner(now_ms) else {
         eprintln!(
             "payrelay: every owner entry of {} is held by a live instance",
             config.shared_memory_path.display()

@@ -51,6 +51,8 @@ pub struct DispatchStats {
     pub spilled: u64,
     /// Payments adopted from instances that stopped.
     pub adopted: u64,
+    /// Full-table scans started because an instance was seen gone.
+    pub laps: u64,
     /// Payments dropped because another instance took them, they were done, or purged.
     pub dropped: u64,
     /// Payments waiting for a first processor.
@@ -86,6 +88,7 @@ impl DispatchStats {
         field(out, "routedFallback", self.routed[1], false);
         field(out, "spilledToFallback", self.spilled, false);
         field(out, "adopted", self.adopted, false);
+        field(out, "laps", self.laps, false);
         field(out, "dropped", self.dropped, false);
         out.extend_from_slice(b"\"processors\":{");
         for p in Processor::ALL {

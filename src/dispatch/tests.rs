@@ -24,7 +24,7 @@ struct Rig {
 
 fn rig(policy: Policy) -> Rig {
     let segment = Segment::anonymous(1024).unwrap();
-    let owner = segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
+    let owner = segment.register_owner(T0 as u64).unwrap();
     let d = Dispatcher::new(segment.attach_again(), owner, policy);
     Rig { segment, d }
 }
@@ -481,7 +481,7 @@ fn one_health_call_per_processor_per_interval_across_instances() {
     let segment = Segment::anonymous(1024).unwrap();
     let mut ds: Vec<Dispatcher> = (0..3)
         .map(|_| {
-            let owner = segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
+            let owner = segment.register_owner(T0 as u64).unwrap();
             Dispatcher::new(segment.attach_again(), owner, Policy::default())
         })
         .collect();
@@ -519,7 +519,7 @@ fn a_dead_instances_payments_are_adopted_and_resolved_where_it_sent_them() {
     let sent = a.actions(at(0));
     let (p, stamp) = payment_send(&sent[0]);
     // Instance A dies here: no more heartbeats. B starts on the same segment.
-    let owner_b = a.segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
+    let owner_b = a.segment.register_owner(T0 as u64).unwrap();
     let mut b = Dispatcher::new(a.segment.attach_again(), owner_b, Policy::default());
     let mut found = None;
     let mut t = 0;
@@ -696,8 +696,8 @@ fn a_not_found_frees_nothing_while_an_attempt_may_still_sleep_an_earlier_longer_
 #[test]
 fn an_adopted_payment_is_resolved_where_it_was_last_sent_whatever_the_stamps_order() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
-    let owner_b = segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
+    let a = segment.register_owner(T0 as u64).unwrap();
+    let owner_b = segment.register_owner(T0 as u64).unwrap();
     let mut b = Dispatcher::new(segment.attach_again(), owner_b, Policy::default());
     let healthy = [(false, 0), (false, 0)];
     let Insert::Inserted(slot) = segment.insert_claimed(&id(1), 1990, T0 as u64, a) else {
@@ -757,7 +757,7 @@ fn an_adopted_payment_is_resolved_where_it_was_last_sent_whatever_the_stamps_ord
 #[test]
 fn a_payment_adopted_blind_is_resolved_where_it_was_sent_never_freed_by_a_not_found() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
+    let a = segment.register_owner(T0 as u64).unwrap();
     let Insert::Inserted(slot) = segment.insert_claimed(&id(1), 1990, T0 as u64, a) else {
         panic!()
     };
@@ -766,7 +766,7 @@ fn a_payment_adopted_blind_is_resolved_where_it_was_sent_never_freed_by_a_not_fo
         .unwrap()
         .requested_at_ms;
     // A dies; B starts 5 s later and only ever sees default failing with a short delay.
-    let owner_b = segment.register_owner(T0 as u64 + 5_000, OWNER_STALE_MS).unwrap();
+    let owner_b = segment.register_owner(T0 as u64 + 5_000).unwrap();
     let mut b = Dispatcher::new(segment.attach_again(), owner_b, Policy::default());
     let failing = [(true, 11), (false, 0)];
     let recovered = [(false, 11), (false, 0)];
@@ -1090,7 +1090,7 @@ fn a_copy_from_before_an_adoption_stays_dead_when_its_owner_adopts_the_payment_b
     let first = a.actions(at(0));
     a.fail(at(1), first[0], false);
     // A stalls. B registers and adopts X once A is stale, and sends it to fallback.
-    let owner_b = a.segment.register_owner(T0 as u64, OWNER_STALE_MS).unwrap();
+    let owner_b = a.segment.register_owner(T0 as u64).unwrap();
     let b_segment = a.segment.attach_again();
     let b = Dispatcher::new(b_segment, owner_b, Policy::default());
     let t_b = OWNER_STALE_MS + 500;
@@ -1127,4 +1127,63 @@ fn a_copy_from_before_an_adoption_stays_dead_when_its_owner_adopts_the_payment_b
         sent.iter().all(|(p, _)| *p == Processor::Fallback),
         "X left fallback while an attempt there was unresolved: {sent:?}"
     );
+}
+
+/// Issue 15, item 1: an instance killed with a payment in flight is noticed at the next
+/// heartbeat (its owner lock is gone), not after the staleness bound, and the survivor looks
+/// the payment up where it was sent at once.
+#[test]
+fn a_killed_instances_payment_in_flight_is_looked_up_by_a_survivor_within_a_few_turns() {
+    let segment = Segment::anonymous(1 << 16).unwrap();
+    let mut process_a = Some(segment.attach_again());
+    let a = process_a.as_ref().unwrap().register_owner(T0 as u64).unwrap();
+    let Insert::Inserted(x) = segment.insert_claimed(&id(1), 1990, T0 as u64, a) else {
+        panic!()
+    };
+    let stamp = segment
+        .begin_attempt(Claim::first(x), a, Processor::Default, T0 as u64)
+        .unwrap()
+        .requested_at_ms;
+    let process_b = segment.attach_again();
+    let owner_b = process_b.register_owner(T0 as u64).unwrap();
+    let mut b = Dispatcher::new(process_b, owner_b, Policy::default());
+    let healthy = [(false, 0), (false, 0)];
+    let mut t = 0;
+    let mut looked_up = None;
+    while t < 2_000 && looked_up.is_none() {
+        if t == 1_000 {
+            drop(process_a.take()); // kill -9: no unregistering, heartbeat still fresh
+        }
+        if t >= b.next_deadline() {
+            b.tick(at(t));
+        }
+        for action in actions_with_health(&mut b, at(t), healthy) {
+            if let Action::Send {
+                request,
+                processor,
+                call: Call::Lookup { id: pid },
+            } = action
+            {
+                assert_eq!((pid, processor), (id(1), Processor::Default));
+                looked_up = Some(t);
+                answer(&mut b, at(t), request, processor, 200, Some(stamp));
+            }
+        }
+        t += 5;
+    }
+    let when = looked_up.expect("never looked up");
+    assert!(when >= 1_000, "adopted from a live instance at {when} ms");
+    assert!(
+        when <= 1_000 + 2 * HEARTBEAT_EVERY_MS,
+        "noticed {} ms after the kill",
+        when - 1_000
+    );
+    assert_eq!(
+        b.segment().view(x.slot).unwrap().state,
+        SlotState::Done {
+            processor: Processor::Default,
+            requested_at_ms: stamp
+        }
+    );
+    assert!(b.stats().laps >= 1);
 }

@@ -45,8 +45,9 @@ fn spin(n: u64) {
 #[test]
 fn register_heartbeat_stale_unregister() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
-    let b = segment.attach_again().register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
+    let other = segment.attach_again();
+    let b = other.register_owner(T0).unwrap();
     assert_ne!(a, b);
     assert!(a.0 != 0 && b.0 != 0);
     assert!(!segment.owner_is_stale(a, T0, STALE));
@@ -81,49 +82,120 @@ fn owner_ids_are_never_reused() {
     let segment = Segment::anonymous(1024).unwrap();
     let mut seen = std::collections::HashSet::new();
     for n in 0..500 {
-        // Spaced so that the ones never unregistered go stale and free their entries.
-        let owner = segment.register_owner(T0 + n * 2 * STALE, STALE).unwrap();
+        // Each from a process of its own, which exits at the end of the turn; a third of them
+        // unregister first.
+        let process = segment.attach_again();
+        let owner = process.register_owner(T0 + n).unwrap();
         assert_ne!(owner.0, 0);
         assert!(seen.insert(owner.0), "id {} handed out twice", owner.0);
         if n % 3 == 0 {
-            segment.unregister_owner(owner); // freed entries are reused, ids are not
+            process.unregister_owner(owner); // freed entries are reused, ids are not
         }
     }
-    // After the 16-bit wrap: 0 and ids still held by an entry (live or stale) are skipped.
+    // After the 16-bit wrap: 0 and ids still held by an entry (live or dead) are skipped.
     let fresh = Segment::anonymous(1024).unwrap();
-    let one = fresh.register_owner(T0, STALE).unwrap();
+    let first = fresh.attach_again();
+    let one = first.register_owner(T0).unwrap();
     assert_eq!(one, OwnerId(1));
+    drop(first); // exits without unregistering: its entry still names 1
     fresh.header().next_owner.store(u64::from(u16::MAX), Ordering::Relaxed);
-    assert_eq!(fresh.register_owner(T0, STALE), Some(OwnerId(u16::MAX)));
+    assert_eq!(fresh.register_owner(T0), Some(OwnerId(u16::MAX)));
     assert_eq!(
-        fresh.register_owner(T0 + 10 * STALE, STALE),
+        fresh.register_owner(T0 + 10 * STALE),
         Some(OwnerId(2)),
-        "skips 0 and 1 (held by a stale entry whose payments may still carry it)"
+        "skips 0 and 1 (held by a dead entry whose payments may still carry it)"
     );
 }
 
 #[test]
-fn at_most_max_owners_live_then_stale_entries_are_taken_over() {
+fn at_most_max_owners_live_and_only_an_exited_ones_entry_is_taken_over() {
     let segment = Segment::anonymous(1024).unwrap();
-    let owners: Vec<OwnerId> = (0..MAX_OWNERS)
-        .map(|_| segment.register_owner(T0, STALE).expect("room"))
+    let mut processes: Vec<(Segment, OwnerId)> = (0..MAX_OWNERS)
+        .map(|_| {
+            let process = segment.attach_again();
+            let owner = process.register_owner(T0).expect("room");
+            (process, owner)
+        })
         .collect();
-    assert_eq!(segment.register_owner(T0 + STALE, STALE), None, "all live");
-    // All but the first keep beating; the first stalls.
-    for &owner in &owners[1..] {
-        segment.heartbeat(owner, T0 + 2 * STALE);
+    assert_eq!(segment.register_owner(T0 + STALE), None, "all live");
+    // All but the first keep beating; the first stalls: still alive, its entry is kept.
+    for (process, owner) in &processes[1..] {
+        process.heartbeat(*owner, T0 + 2 * STALE);
     }
-    let newcomer = segment.register_owner(T0 + 2 * STALE, STALE).expect("a stale entry");
-    assert!(owners.iter().all(|&owner| owner != newcomer));
-    assert!(segment.owner_is_stale(owners[0], T0 + 2 * STALE, STALE));
-    // The stalled one wakes up: its heartbeat must not clobber the newcomer's entry.
-    segment.heartbeat(owners[0], T0 + 2 * STALE + 1);
+    let stalled = processes[0].1;
     assert!(
-        segment.owner_is_stale(owners[0], T0 + 2 * STALE + 1, STALE),
-        "taken over"
+        segment.owner_is_stale(stalled, T0 + 2 * STALE, STALE),
+        "stale by heartbeat"
     );
+    assert_eq!(
+        segment.register_owner(T0 + 2 * STALE),
+        None,
+        "a stalled instance's entry was taken: its heartbeats are lost for good"
+    );
+    // The second exits: its entry is free at once, and it is gone at once, heartbeat or not.
+    let (exited, gone) = processes.remove(1);
+    drop(exited);
+    assert!(
+        segment.owner_is_stale(gone, T0 + 2 * STALE, STALE),
+        "an exit is noticed at once"
+    );
+    let newcomer = segment.register_owner(T0 + 2 * STALE).expect("the exited one's entry");
+    assert!(processes.iter().all(|(_, owner)| *owner != newcomer));
+    assert!(!segment.owner_is_stale(newcomer, T0 + 2 * STALE, STALE));
+    // The stalled one wakes up and beats again: fresh, in its own entry.
+    processes[0].0.heartbeat(stalled, T0 + 2 * STALE + 1);
+    assert!(!segment.owner_is_stale(stalled, T0 + 2 * STALE + 1, STALE));
     assert_eq!(segment.owner_heartbeat(newcomer.0), Some(T0 + 2 * STALE));
-    assert_eq!(segment.register_owner(T0 + 2 * STALE, STALE), None);
+}
+
+#[test]
+fn an_exit_is_noticed_at_once_and_a_stall_only_after_the_bound() {
+    let segment = Segment::anonymous(1024).unwrap();
+    let a = segment.attach_again();
+    let b = segment.attach_again();
+    let owner_a = a.register_owner(T0).unwrap();
+    let owner_b = b.register_owner(T0).unwrap();
+    // b stalls: alive by its lock, gone only once its heartbeat is older than the bound.
+    assert!(!segment.owner_is_stale(owner_b, T0 + STALE, STALE));
+    assert!(segment.owner_is_stale(owner_b, T0 + STALE + 1, STALE));
+    // a exits (kill -9: no unregistering): gone at once, its heartbeat fresh.
+    drop(a);
+    assert!(segment.owner_is_stale(owner_a, T0, STALE));
+    // Its payments are adoptable at once.
+    let Insert::Inserted(x) = b.insert_claimed(&uuid(1), 100, T0, owner_a) else {
+        panic!()
+    };
+    let mut out = Vec::new();
+    b.adopt(owner_b, T0 + 1, STALE, u64::MAX, 0, 1024, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.claim.payment, x);
+}
+
+#[test]
+fn owner_locks_are_kernel_locks_on_the_file() {
+    let dir = std::env::temp_dir().join(format!("payrelay-witness-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("segment");
+    let _ = std::fs::remove_file(&path);
+    // Two opens stand for two processes: each has its own open file description.
+    let one = Segment::open(&path, 1024).unwrap();
+    let two = Segment::open(&path, 1024).unwrap();
+    let a = one.register_owner(T0).unwrap();
+    let b = two.register_owner(T0).unwrap();
+    assert_ne!(a, b);
+    assert!(!two.owner_is_stale(a, T0, STALE));
+    assert!(!one.owner_is_stale(b, T0, STALE));
+    // Handles of one process share its locks.
+    let again = one.attach_again();
+    assert!(!again.owner_is_stale(a, T0, STALE));
+    drop(again);
+    assert!(!two.owner_is_stale(a, T0, STALE), "a handle's end is not the process's");
+    // The process of `one` ends: its descriptor closes and the kernel drops its lock.
+    drop(one);
+    assert!(two.owner_is_stale(a, T0, STALE), "the kernel released a's lock");
+    let c = two.attach_again();
+    drop(c);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // --- claims ----------------------------------------------------------------------------------
@@ -131,8 +203,8 @@ fn at_most_max_owners_live_then_stale_entries_are_taken_over() {
 #[test]
 fn claim_from_queued_is_idempotent_and_refused_for_a_live_owner() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
-    let b = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
+    let b = segment.register_owner(T0).unwrap();
     let slot = inserted(segment.insert(&uuid(1), 1990, T0 - 5));
     let expected = Claimed {
         claim: Claim {
@@ -167,8 +239,8 @@ fn claim_from_queued_is_idempotent_and_refused_for_a_live_owner() {
 #[test]
 fn claim_takes_a_stale_owners_payment() {
     let segment = Segment::anonymous(1024).unwrap();
-    let old = segment.register_owner(T0, STALE).unwrap();
-    let new = segment.register_owner(T0, STALE).unwrap();
+    let old = segment.register_owner(T0).unwrap();
+    let new = segment.register_owner(T0).unwrap();
     let slot = inserted(segment.insert_claimed(&uuid(2), 70, T0, old));
     assert_eq!(attempt(&segment, slot, old, Processor::Default, T0 + 10), Ok(T0 + 10));
     assert_eq!(
@@ -199,8 +271,8 @@ fn claim_takes_a_stale_owners_payment() {
 #[test]
 fn insert_claimed_publishes_owned_and_duplicates_change_nothing() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
-    let b = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
+    let b = segment.register_owner(T0).unwrap();
     let slot = inserted(segment.insert_claimed(&uuid(1), 500, T0, a));
     let view = segment.view(slot).unwrap();
     assert_eq!((view.id, view.cents, view.accepted_at_ms), (uuid(1), 500, T0));
@@ -227,7 +299,7 @@ fn insert_claimed_publishes_owned_and_duplicates_change_nothing() {
 #[test]
 fn adopt_takes_old_queued_payments_and_leaves_young_ones() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
     let old: Vec<SlotId> = (0..10).map(|n| inserted(segment.insert(&uuid(n), n + 1, T0))).collect();
     let young: Vec<SlotId> = (10..15)
         .map(|n| inserted(segment.insert(&uuid(n), n + 1, T0 + 800)))
@@ -266,7 +338,7 @@ fn adopt_takes_old_queued_payments_and_leaves_young_ones() {
     assert_eq!(out.len(), young.len(), "at least min_age old now");
     out.clear();
     segment.heartbeat(a, T0 + 1_300);
-    let b = segment.register_owner(T0, STALE).unwrap();
+    let b = segment.register_owner(T0).unwrap();
     let fresh = inserted(segment.insert(&uuid(99), 1, T0 + 1_300));
     segment.adopt(b, T0 + 1_300, STALE, 0, 0, 1024, &mut out);
     assert_eq!(
@@ -279,9 +351,9 @@ fn adopt_takes_old_queued_payments_and_leaves_young_ones() {
 #[test]
 fn adopt_takes_a_stale_owners_payments_with_their_stamps() {
     let segment = Segment::anonymous(1024).unwrap();
-    let dead = segment.register_owner(T0, STALE).unwrap();
-    let live = segment.register_owner(T0, STALE).unwrap();
-    let heir = segment.register_owner(T0, STALE).unwrap();
+    let dead = segment.register_owner(T0).unwrap();
+    let live = segment.register_owner(T0).unwrap();
+    let heir = segment.register_owner(T0).unwrap();
     let dead_slots: Vec<SlotId> = (0..20)
         .map(|n| inserted(segment.insert_claimed(&uuid(n), 1, T0, dead)))
         .collect();
@@ -316,9 +388,9 @@ fn adopt_takes_a_stale_owners_payments_with_their_stamps() {
 #[test]
 fn the_latest_attempt_is_recorded_and_handed_to_the_adopter_whatever_the_stamps_order() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
-    let b = segment.register_owner(T0, STALE).unwrap();
-    let c = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
+    let b = segment.register_owner(T0).unwrap();
+    let c = segment.register_owner(T0).unwrap();
     let slot = inserted(segment.insert_claimed(&uuid(1), 5, T0, a));
     // Fallback first (stamp T0+1), then default (T0+2), then fallback again reusing T0+1: the
     // older stamp is the latest attempt.
@@ -353,7 +425,7 @@ fn the_latest_attempt_is_recorded_and_handed_to_the_adopter_whatever_the_stamps_
 #[test]
 fn adopt_respects_budget_and_wraps_its_cursor() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
     for n in 0..300 {
         inserted(segment.insert(&uuid(n), 1, T0));
     }
@@ -391,8 +463,8 @@ fn adopt_respects_budget_and_wraps_its_cursor() {
 #[test]
 fn adopt_finds_nothing_once_everything_is_done() {
     let segment = Segment::anonymous(1024).unwrap();
-    let dead = segment.register_owner(T0, STALE).unwrap();
-    let heir = segment.register_owner(T0, STALE).unwrap();
+    let dead = segment.register_owner(T0).unwrap();
+    let heir = segment.register_owner(T0).unwrap();
     for n in 0..50 {
         let slot = if n % 2 == 0 {
             inserted(segment.insert(&uuid(n), 1, T0))
@@ -411,7 +483,7 @@ fn adopt_finds_nothing_once_everything_is_done() {
 #[test]
 fn first_stamp_wins_per_processor() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
     let slot = inserted(segment.insert_claimed(&uuid(5), 10, T0, a));
     assert_eq!(attempt(&segment, slot, a, Processor::Default, T0 + 1), Ok(T0 + 1));
     assert_eq!(
@@ -461,8 +533,8 @@ fn first_stamp_wins_per_processor() {
 #[test]
 fn attempts_need_ownership() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
-    let b = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
+    let b = segment.register_owner(T0).unwrap();
     let queued = inserted(segment.insert(&uuid(1), 1, T0));
     assert_eq!(
         attempt(&segment, queued, a, Processor::Default, T0),
@@ -504,8 +576,8 @@ fn attempts_need_ownership() {
 #[test]
 fn purge_resets_attempts_and_ownership() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
-    let b = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
+    let b = segment.register_owner(T0).unwrap();
     let id = uuid(8);
     let slot = inserted(segment.insert_claimed(&id, 10, T0, a));
     attempt(&segment, slot, a, Processor::Default, T0 + 1).unwrap();
@@ -767,7 +839,7 @@ fn health_reports_round_trip() {
 fn census_counts_every_state() {
     let segment = Segment::anonymous(1024).unwrap();
     assert_eq!(segment.census(), Census::default());
-    let a = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
     for n in 0..10 {
         inserted(segment.insert(&uuid(n), 1, T0 + 100 + n));
     }
@@ -811,7 +883,7 @@ fn owner_words_pack_id_and_heartbeat() {
 #[test]
 fn a_newer_epochs_stamp_is_neither_used_nor_overwritten() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
     let slot = inserted(segment.insert_claimed(&uuid(3), 10, T0, a));
     let epoch = segment.current_epoch();
     let raw = &segment.slots()[slot.0 as usize];
@@ -843,7 +915,7 @@ fn a_newer_epochs_stamp_is_neither_used_nor_overwritten() {
 #[test]
 fn a_purged_payments_claim_touches_nothing_of_the_payment_that_took_its_slot() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
     let Insert::Inserted(old) = segment.insert_claimed(&uuid(1), 100, T0, a) else {
         panic!()
     };
@@ -871,8 +943,8 @@ fn a_purged_payments_claim_touches_nothing_of_the_payment_that_took_its_slot() {
 #[test]
 fn every_change_of_owner_bumps_the_generation_and_only_the_newest_claim_may_send() {
     let segment = Segment::anonymous(1024).unwrap();
-    let a = segment.register_owner(T0, STALE).unwrap();
-    let b = segment.register_owner(T0, STALE).unwrap();
+    let a = segment.register_owner(T0).unwrap();
+    let b = segment.register_owner(T0).unwrap();
     let Insert::Inserted(x) = segment.insert_claimed(&uuid(1), 100, T0, a) else {
         panic!()
     };

@@ -255,9 +255,9 @@ impl Segment {
     /// owner stale at `now_ms`. Claims each for `owner` and pushes it to `out`; returns the
     /// cursor where the next scan should start.
     ///
-    /// Costs one Acquire load of `ctrl` (a plain load on x86) per slot that needs nothing, and
-    /// one owner lookup per in-flight slot of another owner (remembered for a run of slots of
-    /// the same owner). A slot that moves while it is looked at is left for the next pass.
+    /// Costs one look at the owners ([`Segment::live_owners`]) per call, then one Acquire load
+    /// of `ctrl` (a plain load on x86) per slot that needs nothing. A slot that moves while it
+    /// is looked at is left for the next pass.
     #[allow(clippy::too_many_arguments)]
     pub fn adopt(
         &self,
@@ -272,8 +272,8 @@ impl Segment {
         let slots = self.slots();
         let mask = self.capacity - 1;
         let epoch = self.current_epoch();
-        // The last other owner looked up, and whether it was stale.
-        let mut known: Option<(u16, bool)> = None;
+        // One look at the owners per call, not per slot: a lock query is a system call.
+        let live = self.live_owners(now_ms, stale_ms);
         let mut index = cursor & mask;
         for _ in 0..budget.min(self.capacity) {
             let raw = &slots[index as usize];
@@ -289,15 +289,10 @@ impl Segment {
                 // Relaxed: published with the payment (Acquire above); if the slot is reused
                 // meanwhile, the CAS from `word` fails.
                 state::QUEUED => now_ms.saturating_sub(raw.accepted_at.load(Ordering::Relaxed)) >= min_age_ms,
-                state::IN_FLIGHT if aux_owner(ctrl.aux) != owner.0 => match known {
-                    Some((other, stale)) if other == aux_owner(ctrl.aux) => stale,
-                    _ => {
-                        let other = aux_owner(ctrl.aux);
-                        let stale = self.owner_is_stale(OwnerId(other), now_ms, stale_ms);
-                        known = Some((other, stale));
-                        stale
-                    }
-                },
+                state::IN_FLIGHT => {
+                    let other = aux_owner(ctrl.aux);
+                    other != owner.0 && !live.contains(other)
+                }
                 _ => false,
             };
             if !wanted {

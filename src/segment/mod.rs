@@ -22,11 +22,13 @@
 //! reads as empty, for every process at once.
 //!
 //! # Owners
-//! An instance registers at start (`register_owner`) and heartbeats its owner entry. A claim
-//! has no deadline of its own: it holds while its owner's heartbeat is fresh, and any instance
-//! may adopt the payments of an owner that is stale or gone. Exactly once then rests on one
-//! rule, argued in `claims.rs`: an owner stamps the attempt first and checks it still owns the
-//! payment after, while an adopter takes ownership first and reads the stamps after.
+//! An instance registers at start (`register_owner`), which takes an owner entry together
+//! with a lock the kernel releases when the process exits (`witness.rs`), and heartbeats the
+//! entry. A claim has no deadline of its own: it holds while its owner lives — the lock held
+//! and the heartbeat fresh — so a killed instance's payments are adoptable at once and a
+//! stalled one's only after the staleness bound. Exactly once then rests on one rule, argued
+//! in `claims.rs`: an owner stamps the attempt first and checks it still holds the claim
+//! after, while an adopter takes the claim first and reads the stamps after.
 //!
 //! # Time and failure
 //! The segment reads no clock: every time is an argument in milliseconds since the Unix epoch.
@@ -42,6 +44,7 @@ mod layout;
 mod owners;
 mod table;
 mod time_index;
+mod witness;
 
 #[cfg(test)]
 mod claim_tests;
@@ -58,10 +61,11 @@ pub use claims::{AttemptError, Attempted, Census, ClaimError, Claimed};
 pub use error::SegmentError;
 pub use health::HealthReport;
 pub use layout::MAX_TIME_MS;
-pub use owners::{OwnerId, MAX_OWNERS};
+pub use owners::{LiveOwners, OwnerId, MAX_OWNERS};
 
 use file::{Mapping, Opened};
 use layout::{Bucket, Header, Regions, Slot, MAGIC, MAX_CAPACITY, MIN_CAPACITY, MS_BUCKETS, SEC_BUCKETS, VERSION};
+use witness::Witness;
 
 /// Slots of a segment when the configuration does not say otherwise: 2^19 slots × 64 B =
 /// 32 MiB, room for 393 216 live payments (3/4 of the slots), over ten times a 60 s run.
@@ -74,6 +78,8 @@ pub struct Segment {
     map: Arc<Mapping>,
     capacity: u32,
     regions: Regions,
+    /// Which owner entries running processes hold (`witness.rs`).
+    witness: Witness,
 }
 
 /// Outcome of [`Segment::insert`].
@@ -233,14 +239,15 @@ impl Segment {
     /// process must pass the same one.
     pub fn open(path: &Path, capacity: u32) -> Result<Segment, SegmentError> {
         check_capacity(capacity)?;
+        let witness = |path: &Path| Witness::file(path).map_err(|err| SegmentError::Io(path.to_owned(), err));
         match file::map_file(path, capacity)? {
             Opened::Fresh(map, lock) => {
-                let segment = Segment::from_mapping(map, capacity);
+                let segment = Segment::from_mapping(map, capacity, witness(path)?);
                 segment.initialise();
                 drop(lock);
                 Ok(segment)
             }
-            Opened::Existing(map) => Ok(Segment::from_mapping(map, capacity)),
+            Opened::Existing(map) => Ok(Segment::from_mapping(map, capacity, witness(path)?)),
         }
     }
 
@@ -250,18 +257,22 @@ impl Segment {
         check_capacity(capacity)?;
         let map = Mapping::anonymous(Regions::for_capacity(capacity).len)
             .map_err(|err| SegmentError::Io("(anonymous mapping)".into(), err))?;
-        let segment = Segment::from_mapping(map, capacity);
+        let segment = Segment::from_mapping(map, capacity, Witness::memory());
         segment.initialise();
         Ok(segment)
     }
 
-    /// Another handle on the same mapping, as a second process attaching would have; the
-    /// memory is unmapped when the last handle is dropped.
+    /// Another handle on the same mapping; the memory is unmapped when the last handle is
+    /// dropped. For a file it belongs to this process, like the first (owners registered
+    /// through either live until both are gone or the process exits); for an anonymous
+    /// segment it stands for a second process attaching, whose registered owners die with
+    /// the handle (`witness.rs`).
     pub fn attach_again(&self) -> Segment {
         Segment {
             map: Arc::clone(&self.map),
             capacity: self.capacity,
             regions: self.regions,
+            witness: self.witness.attach_again(),
         }
     }
 
@@ -270,13 +281,14 @@ impl Segment {
         self.capacity
     }
 
-    fn from_mapping(map: Mapping, capacity: u32) -> Segment {
+    fn from_mapping(map: Mapping, capacity: u32, witness: Witness) -> Segment {
         let regions = Regions::for_capacity(capacity);
         assert!(map.len() >= regions.len, "segment mapping shorter than its layout");
         Segment {
             map: Arc::new(map),
             capacity,
             regions,
+            witness,
         }
     }
 

@@ -1,24 +1,27 @@
-//! Instances as owners of claims: registration with a fresh id, heartbeats, staleness, and
+//! Instances as owners of claims: registration with a fresh id, liveness, heartbeats, and
 //! leaving at shutdown.
 //!
 //! # Entries
 //! The header holds [`MAX_OWNERS`] entries of one word each: owner id (0 = free) and last
-//! heartbeat. An instance takes an entry that is free or stale at start and rewrites it every
-//! ~100 ms; an id lives in exactly one entry until that entry is freed or taken over, so "is
-//! owner X alive" is one load in the common case (the entry at `X % MAX_OWNERS`) and at most
-//! [`MAX_OWNERS`] loads when X has gone.
+//! heartbeat. Each entry is backed by a lock the kernel holds for the registered process
+//! (`witness.rs`): an instance takes an entry only by taking its lock, so only when the
+//! instance that held it has exited, and rewrites its heartbeat every ~100 ms. An id lives in
+//! exactly one entry until that entry is freed or taken over, so "is owner X alive" is one
+//! load in the common case (the entry at `X % MAX_OWNERS`) plus one lock query.
 //!
-//! # Liveness is a hint
-//! A stale owner's payments may be adopted by anyone, but an owner judged stale wrongly (a
-//! stall longer than `stale_ms`, SIGSTOP) never breaks exactly-once: ownership of each payment
-//! is decided by its `ctrl` word and the attempt protocol of `claims.rs`. Hence the Relaxed
-//! orderings here. Such a zombie finds its entry taken (its heartbeat then changes nothing and
-//! [`Segment::owner_is_stale`] answers true about itself) and should register again.
+//! # Liveness
+//! An owner is gone when no entry holds its id, or nobody holds its entry's lock (it exited:
+//! noticed at once), or its heartbeat is more than `stale_ms` old (it is stopped or stalled:
+//! noticed after the bound, and only then, since a stall must not pass for a death). Either
+//! way it is a hint: a payment's owner is decided by its `ctrl` word and the attempt protocol
+//! of `claims.rs`, so an owner judged gone wrongly never breaks exactly once. A stalled owner
+//! keeps its entry (its lock) and finds, when it wakes, that the payments it held were taken:
+//! their claims have moved on and its copies are refused.
 //!
 //! # Crashes
 //! A process that dies between taking an id and taking an entry burns the id; one that dies
-//! registered leaves its entry, which reads stale after `stale_ms` and is reused by a later
-//! registration. Its payments are adoptable from that moment.
+//! registered leaves its entry word, which the next registration overwrites once it gets the
+//! lock. Its payments are adoptable from the moment it died.
 
 use std::sync::atomic::Ordering;
 
@@ -33,6 +36,31 @@ pub struct OwnerId(pub u16);
 /// Live instances at once (entries in the header).
 pub const MAX_OWNERS: usize = OWNER_ENTRIES;
 
+/// The owners alive at one instant (module doc): at most [`MAX_OWNERS`] ids.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveOwners {
+    ids: [u16; OWNER_ENTRIES],
+    len: usize,
+}
+
+impl LiveOwners {
+    /// Whether `id` is among them.
+    pub fn contains(&self, id: u16) -> bool {
+        self.ids[..self.len].contains(&id)
+    }
+
+    /// The ids.
+    pub fn ids(&self) -> &[u16] {
+        &self.ids[..self.len]
+    }
+
+    /// True when some owner alive in `earlier` is not any more: an instance died (or
+    /// stalled past the bound, or left).
+    pub fn lost_any_of(&self, earlier: &LiveOwners) -> bool {
+        earlier.ids().iter().any(|&id| !self.contains(id))
+    }
+}
+
 /// True when an owner word's heartbeat is more than `stale_ms` older than `now_ms`. A
 /// heartbeat in the future (clocks read at different loop turns) counts as fresh.
 fn is_stale(word: u64, now_ms: u64, stale_ms: u64) -> bool {
@@ -44,19 +72,19 @@ impl Segment {
         &self.header().owners
     }
 
-    /// The entry of owner `id` and its word; `None` when no entry holds `id` (or `id` is 0).
-    /// Looks at the home entry (`id % MAX_OWNERS`) first, then at the others.
-    fn find_owner(&self, id: u16) -> Option<(&OwnerEntry, u64)> {
+    /// The index of the entry of owner `id` and its word; `None` when no entry holds `id`
+    /// (or `id` is 0). Looks at the home entry (`id % MAX_OWNERS`) first, then at the others.
+    fn find_owner(&self, id: u16) -> Option<(usize, u64)> {
         if id == 0 {
             return None;
         }
         let entries = self.owner_entries();
         let home = usize::from(id) % OWNER_ENTRIES;
         (0..OWNER_ENTRIES).find_map(|k| {
-            let entry = &entries[(home + k) % OWNER_ENTRIES];
+            let k = (home + k) % OWNER_ENTRIES;
             // Relaxed: a liveness hint (module doc); the word is self-contained.
-            let word = entry.word.load(Ordering::Relaxed);
-            (owner_id_of(word) == id).then_some((entry, word))
+            let word = entries[k].word.load(Ordering::Relaxed);
+            (owner_id_of(word) == id).then_some((k, word))
         })
     }
 
@@ -65,31 +93,27 @@ impl Segment {
         self.find_owner(id).map(|(_, word)| heartbeat_of(word))
     }
 
-    /// Registers a new live instance: allocates a fresh id (never 0, never one that an entry
-    /// still holds) and takes an owner entry that is free or stale at `now_ms` (its home entry
-    /// `id % MAX_OWNERS` if it can), stamping its heartbeat = `now_ms`.
+    /// Registers a new live instance through this handle: allocates a fresh id (never 0,
+    /// never one that an entry still holds) and takes an owner entry whose lock nobody holds
+    /// (its home entry `id % MAX_OWNERS` if it can), stamping its heartbeat = `now_ms`. The
+    /// entry stays ours until [`Segment::unregister_owner`] or the end of this process (of
+    /// this handle, for an anonymous segment).
     ///
-    /// Returns `None` when all [`MAX_OWNERS`] entries hold owners whose heartbeat is within
-    /// `stale_ms` of `now_ms`. Costs two passes over the 32 entries at most.
-    pub fn register_owner(&self, now_ms: u64, stale_ms: u64) -> Option<OwnerId> {
+    /// Returns `None` when running instances hold all [`MAX_OWNERS`] entries.
+    pub fn register_owner(&self, now_ms: u64) -> Option<OwnerId> {
         let id = self.fresh_owner_id();
         let entries = self.owner_entries();
         let home = usize::from(id) % OWNER_ENTRIES;
         for k in 0..OWNER_ENTRIES {
-            let entry = &entries[(home + k) % OWNER_ENTRIES];
-            // Relaxed: the CAS below decides; this only picks a candidate.
-            let mut word = entry.word.load(Ordering::Relaxed);
-            while owner_id_of(word) == 0 || is_stale(word, now_ms, stale_ms) {
-                // Relaxed: the word is self-contained; a racing registrant or heartbeat makes
-                // the CAS fail and we look at the entry again.
-                match entry
-                    .word
-                    .compare_exchange(word, pack_owner(id, now_ms), Ordering::Relaxed, Ordering::Relaxed)
-                {
-                    Ok(_) => return Some(OwnerId(id)),
-                    Err(actual) => word = actual,
-                }
+            let k = (home + k) % OWNER_ENTRIES;
+            if self.witness.is_mine(k) || !self.witness.try_lock(k) {
+                continue;
             }
+            // The lock is ours: whoever the entry named has exited (or it was free), and no
+            // one else writes it while we hold the lock, except our own heartbeats.
+            // Relaxed: a liveness hint (module doc).
+            entries[k].word.store(pack_owner(id, now_ms), Ordering::Relaxed);
+            return Some(OwnerId(id));
         }
         None
     }
@@ -111,32 +135,56 @@ impl Segment {
     /// else when the entry was taken over by a newer instance, whose word must not be
     /// touched). Called every ~100 ms by each instance.
     pub fn heartbeat(&self, owner: OwnerId, now_ms: u64) {
-        let Some((entry, word)) = self.find_owner(owner.0) else {
-            return; // taken over while we stalled: owner_is_stale(owner) tells us so
+        let Some((k, word)) = self.find_owner(owner.0) else {
+            return; // unregistered
         };
-        // Relaxed: a liveness hint (module doc). Only this instance writes its own entry, so
-        // the CAS fails only if a registrant took the entry over meanwhile; then we leave it.
-        let _ = entry
-            .word
-            .compare_exchange(word, pack_owner(owner.0, now_ms), Ordering::Relaxed, Ordering::Relaxed);
+        // Relaxed: a liveness hint (module doc). Only this instance writes its own entry (it
+        // holds the lock), so the CAS fails only if it unregistered meanwhile.
+        let _ = self.owner_entries()[k].word.compare_exchange(
+            word,
+            pack_owner(owner.0, now_ms),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 
-    /// True when `owner` holds no entry any more (unregistered, or its entry was taken over),
-    /// or its heartbeat is more than `stale_ms` older than `now_ms`.
+    /// True when `owner` is gone (module doc): it holds no entry any more (unregistered, or
+    /// its entry was taken over after its exit), nobody holds its entry's lock (it exited), or
+    /// its heartbeat is more than `stale_ms` older than `now_ms` (stopped or stalled).
     pub fn owner_is_stale(&self, owner: OwnerId, now_ms: u64, stale_ms: u64) -> bool {
-        self.find_owner(owner.0)
-            .map_or(true, |(_, word)| is_stale(word, now_ms, stale_ms))
+        self.find_owner(owner.0).map_or(true, |(k, word)| {
+            is_stale(word, now_ms, stale_ms) || !self.witness.is_held(k)
+        })
+    }
+
+    /// Every owner alive at `now_ms` (module doc): one lock query per registered entry.
+    pub fn live_owners(&self, now_ms: u64, stale_ms: u64) -> LiveOwners {
+        let mut live = LiveOwners::default();
+        for (k, entry) in self.owner_entries().iter().enumerate() {
+            // Relaxed: a liveness hint (module doc).
+            let word = entry.word.load(Ordering::Relaxed);
+            let id = owner_id_of(word);
+            if id != 0 && !is_stale(word, now_ms, stale_ms) && self.witness.is_held(k) {
+                live.ids[live.len] = id;
+                live.len += 1;
+            }
+        }
+        live
     }
 
     /// Frees `owner`'s entry at clean shutdown: the payments it still owns become adoptable at
     /// once. Does nothing if the entry was already taken over.
     pub fn unregister_owner(&self, owner: OwnerId) {
-        let Some((entry, word)) = self.find_owner(owner.0) else {
+        let Some((k, word)) = self.find_owner(owner.0) else {
             return;
         };
+        if !self.witness.is_mine(k) {
+            return; // another process's entry: not ours to free
+        }
         // Relaxed: the payments it owned are handed over through their ctrl words, not this.
-        let _ = entry
+        let _ = self.owner_entries()[k]
             .word
             .compare_exchange(word, 0, Ordering::Relaxed, Ordering::Relaxed);
+        self.witness.unlock(k);
     }
 }

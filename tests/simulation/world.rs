@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use payrelay::dispatch::{Action, Dispatcher, Policy, OWNER_STALE_MS};
+use payrelay::dispatch::{Action, Dispatcher, Policy};
 use payrelay::payment::{Cents, Processor, ProcessorPayment, ScaledAmount, Uuid};
 use payrelay::processor_api::HealthAnswer as WireHealth;
 use payrelay::segment::{Insert, Segment, SlotState};
@@ -631,11 +631,11 @@ impl<'a> World<'a> {
     // Instances.
 
     fn start_instance(&mut self, i: usize) {
-        let owner = self
-            .segment
-            .register_owner(wall(self.now), OWNER_STALE_MS)
-            .expect("a free owner entry");
-        let d = Dispatcher::new(self.segment.attach_again(), owner, Policy::default());
+        // Registered through the instance's own handle: it stands for its process, and its
+        // owner entry's lock goes with it when the instance crashes (the dispatcher dropped).
+        let segment = self.segment.attach_again();
+        let owner = segment.register_owner(wall(self.now)).expect("a free owner entry");
+        let d = Dispatcher::new(segment, owner, Policy::default());
         let inst = &mut self.instances[i];
         inst.dispatcher = Some(d);
         inst.generation += 1;
