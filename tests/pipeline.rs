@@ -429,3 +429,44 @@ fn processors_closing_keep_alive_connections_at_random_lose_and_duplicate_nothin
     assert_eq!(stack.books(0, "").0 + stack.books(1, "").0, ids.len() as u64);
     stack.assert_agree(&[]);
 }
+
+/// Issue 15, item 1: kill -9 of an instance with payments in flight on a 100 ms default. The
+/// kernel drops its owner lock, the survivor notices at its next heartbeat, adopts the whole
+/// lot in one lap and resolves the attempts by lookups. Audits read windows that end 1.5 s
+/// before they read: every one, from the kill on, must find the books equal.
+#[test]
+fn after_a_kill_9_every_audit_window_agrees_with_the_processors() {
+    let mut stack = Stack::start([&[("SIM_DELAY_MS", "100")], &[]], &[]);
+    let start = now_ms() - 1;
+    let only_a = [stack.apis[0], stack.apis[0]];
+    let acked = load(only_a, 11, 400, 16, 1990);
+    // Many are on the wire now (64 in flight at most, 100 ms each): kill without a goodbye.
+    let in_flight = json_number(stack.stats(0).split("\"default\":").nth(1).unwrap(), "inFlight");
+    let killed_at = now_ms();
+    stack.api_procs[0] = None;
+    let mut disagreements = Vec::new();
+    let mut reads = 0;
+    while now_ms() < killed_at + 3_000 {
+        let now = now_ms();
+        let window = format!("?from={}&to={}", iso(start), iso(now - 1_500));
+        let theirs = [stack.books(0, &window), stack.books(1, &window)];
+        let ours = stack.ours(1, &window);
+        reads += 1;
+        if ours[0].0 != theirs[0].0 || ours[1].0 != theirs[1].0 {
+            disagreements.push(format!(
+                "{} ms after the kill: ours {ours:?}, theirs {theirs:?}",
+                now - killed_at
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{} of {reads} audits disagreed ({in_flight} in flight at the kill): {disagreements:#?}",
+        disagreements.len()
+    );
+    stack.api_procs[0] = Some(stack.start_api(0));
+    stack.wait_drained(20);
+    stack.assert_each_stored_once(acked.iter().step_by(13), acked.len());
+    stack.assert_agree(&[]);
+}
