@@ -246,6 +246,8 @@ pub struct LookupAnswer {
     pub id: Option<Uuid>,
     /// `requestedAt` in milliseconds since the Unix epoch, finer digits dropped.
     pub requested_at_ms: u64,
+    /// The amount stored, in cents, when the body carries a readable one.
+    pub cents: Option<Cents>,
 }
 
 /// A field of an answer body that we read.
@@ -343,14 +345,15 @@ fn whole_ms(number: &[u8]) -> Option<u32> {
 }
 
 /// Reads a stored payment, `{"correlationId":..,"amount":..,"requestedAt":".."}`, for its
-/// `requestedAt`: keys in any order and ASCII case, whitespace anywhere, other keys (the
-/// amount included) skipped whatever their value, a repeated key keeps its last value.
+/// `requestedAt` and amount: keys in any order and ASCII case, whitespace anywhere, other
+/// keys skipped whatever their value, a repeated key keeps its last value.
 /// `requestedAt` may carry 1 to 9 fraction digits (.NET prints up to 7; finer than a
 /// millisecond is dropped) and `Z`, `+00:00` or no zone at all (read as UTC, as .NET prints a
 /// `DateTime` of unspecified kind).
 pub fn parse_lookup(body: &[u8]) -> Result<LookupAnswer, AnswerError> {
     let mut id = None;
     let mut requested_at_ms = None;
+    let mut cents = None;
     read_object(body, |key, value| {
         let Some(key) = key else { return Ok(()) };
         if key.eq_ignore_ascii_case(b"correlationId") {
@@ -360,6 +363,10 @@ pub fn parse_lookup(body: &[u8]) -> Result<LookupAnswer, AnswerError> {
                 Some(text) => text.as_bytes().and_then(crate::payment::parse_uuid),
                 None => None,
             };
+        } else if key.eq_ignore_ascii_case(b"amount") {
+            // Like the id: what we record when the processor holds another amount than ours
+            // under this id; unreadable, we keep ours rather than lose the requestedAt.
+            cents = value.number()?.and_then(|text| crate::payment::parse_amount(text).ok());
         } else if key.eq_ignore_ascii_case(b"requestedAt") {
             let text = value.string()?.ok_or(AnswerError::Bad(Field::RequestedAt))?;
             let text = text.as_bytes().ok_or(AnswerError::Bad(Field::RequestedAt))?;
@@ -370,6 +377,7 @@ pub fn parse_lookup(body: &[u8]) -> Result<LookupAnswer, AnswerError> {
     Ok(LookupAnswer {
         id,
         requested_at_ms: requested_at_ms.ok_or(AnswerError::Missing(Field::RequestedAt))?,
+        cents,
     })
 }
 
@@ -558,34 +566,36 @@ mod tests {
     fn lookup_answers() {
         let id = parse_uuid(ID.as_bytes()).unwrap();
         let at = parse_iso_ms(b"2025-07-15T12:34:56.789Z", Round::Down).unwrap() as u64;
-        let ok = |id, ms| {
+        let ok = |id, ms, cents| {
             Ok(LookupAnswer {
                 id,
                 requested_at_ms: ms,
+                cents,
             })
         };
         let table: Vec<(String, Result<LookupAnswer, AnswerError>)> = vec![
             (
                 format!(r#"{{"correlationId":"{ID}","amount":19.90,"requestedAt":"2025-07-15T12:34:56.789Z"}}"#),
-                ok(Some(id), at),
+                ok(Some(id), at, Some(1990)),
             ),
             (
                 format!(
                     r#"{{ "requestedAt" : "2025-07-15T12:34:56.7890000Z" , "amount" : 19.9, "correlationId" : "{ID}" }}"#
                 ),
-                ok(Some(id), at),
+                ok(Some(id), at, Some(1990)),
             ),
             (
                 r#"{"requestedAt":"2025-07-15T12:34:56.7899999"}"#.to_string(),
-                ok(None, at),
+                ok(None, at, None),
             ),
             (
-                r#"{"RequestedAt":"2025-07-15T12:34:56.7+00:00","correlationId":null}"#.to_string(),
-                ok(None, at - 89),
+                r#"{"RequestedAt":"2025-07-15T12:34:56.7+00:00","correlationId":null,"amount":"1"}"#.to_string(),
+                ok(None, at - 89, None),
             ),
             (
-                r#"{"requestedAt":"2025-07-15T12:34:56Z","correlationId":"nope","x":{"y":[true]}}"#.to_string(),
-                ok(None, at - 789),
+                r#"{"requestedAt":"2025-07-15T12:34:56Z","correlationId":"nope","x":{"y":[true]},"amount":-3}"#
+                    .to_string(),
+                ok(None, at - 789, None),
             ),
             (
                 r#"{"correlationId":"x","amount":1}"#.to_string(),

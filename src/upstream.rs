@@ -88,6 +88,8 @@ pub enum Outcome {
         status: u16,
         /// The stored payment's `requestedAt` (Lookup, 200 only).
         requested_at_ms: Option<u64>,
+        /// The stored payment's amount in cents (Lookup, 200 with a readable amount only).
+        amount_cents: Option<Cents>,
         /// The health report (Health, 200 or 503).
         health: Option<HealthAnswer>,
         /// `Retry-After` in seconds.
@@ -838,11 +840,10 @@ impl Pool {
     /// matters.
     fn outcome(&self, call: Call, response: Response) -> Outcome {
         let ok = response.status == 200;
-        let requested_at_ms = match call {
+        let found = match call {
             Call::Lookup { id } if ok => parse_lookup(&self.body)
                 .ok()
-                .filter(|a| !matches!(a.id, Some(got) if got != id))
-                .map(|a| a.requested_at_ms),
+                .filter(|a| !matches!(a.id, Some(got) if got != id)),
             _ => None,
         };
         let health = match call {
@@ -852,7 +853,8 @@ impl Pool {
         };
         Outcome::Answered {
             status: response.status,
-            requested_at_ms,
+            requested_at_ms: found.map(|a| a.requested_at_ms),
+            amount_cents: found.and_then(|a| a.cents),
             health,
             retry_after_s: response.retry_after_s,
         }

@@ -315,6 +315,7 @@ fn answered(status: u16) -> Outcome {
     Outcome::Answered {
         status,
         requested_at_ms: None,
+        amount_cents: None,
         health: None,
         retry_after_s: None,
     }
@@ -377,6 +378,7 @@ fn chunked_and_content_length_answers_are_read() {
         Outcome::Answered {
             status: 429,
             requested_at_ms: None,
+            amount_cents: None,
             health: None,
             retry_after_s: Some(3)
         }
@@ -389,6 +391,7 @@ fn chunked_and_content_length_answers_are_read() {
         Outcome::Answered {
             status: 200,
             requested_at_ms: None,
+            amount_cents: None,
             health: Some(HealthAnswer {
                 failing: false,
                 min_response_ms: 42
@@ -402,6 +405,7 @@ fn chunked_and_content_length_answers_are_read() {
         Outcome::Answered {
             status: 200,
             requested_at_ms: Some(STORED_AT_MS),
+            amount_cents: Some(1990),
             health: None,
             retry_after_s: None
         }

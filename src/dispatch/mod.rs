@@ -64,6 +64,10 @@ const HEALTH_INTERVAL_MS: u64 = 5_050;
 const HEALTH_TIMEOUT_MS: u64 = 3_000;
 /// Lookups (`GET /payments/{id}`) in flight per processor.
 const LOOKUP_LIMIT: usize = 4;
+/// Lookups answered 200 with a body we cannot read before the payment is retried instead
+/// (with its requestedAt, so a 422 settles it): the processor has it, and asking again
+/// forever would never record it.
+const UNREADABLE_LOOKUPS: u8 = 3;
 /// After a given-up payment should have landed (its sending plus the processor's known
 /// delay), a lookup for it waits this much longer for queueing and clock steps.
 const LANDING_MARGIN_MS: u64 = 250;
@@ -110,6 +114,8 @@ struct Pending {
     /// finds a stored payment at once, where a retry sleeps the delay again (and never
     /// answers in time when the delay exceeds our wait).
     look_up_next: bool,
+    /// Lookups of it answered 200 with an unreadable body (see `UNREADABLE_LOOKUPS`).
+    unreadable_lookups: u8,
 }
 
 impl Pending {
@@ -122,6 +128,7 @@ impl Pending {
             accepted_at_ms,
             retries: 0,
             look_up_next: false,
+            unreadable_lookups: 0,
         }
     }
 }
@@ -170,6 +177,9 @@ struct Attempt {
     pending: Pending,
     requested_at_ms: u64,
     pinned: bool,
+    /// No attempt of anyone's had fixed a requestedAt on this processor before this one
+    /// ([`crate::segment::Attempted::first`]): a 422 then is about another payment.
+    first: bool,
     /// The processor's delay as known when it was sent (or learnt since, for an attempt that
     /// may have arrived after the delay changed): when it should land there.
     expected_ms: u64,
@@ -458,10 +468,21 @@ impl Dispatcher {
             mut pending,
             requested_at_ms,
             pinned,
+            first,
             expected_ms,
         } = attempt;
         let i = p.index();
         match outcome {
+            Outcome::Answered { status: 422, .. } if first => {
+                // Nothing of ours had been sent there, yet it holds this correlationId: another
+                // payment (an id reused across purges, a processor not purged with us, a
+                // client's doing). Our books must show what it holds, not our guess of it:
+                // look it up and record its requestedAt and amount.
+                self.processors[i].answered(elapsed, wall(now));
+                self.stats.processors[i].foreign += 1;
+                pending.look_up_next = true;
+                self.requeue(now, pending, Some(p), false);
+            }
             Outcome::Answered {
                 status: status @ (200 | 422),
                 ..
@@ -516,10 +537,23 @@ impl Dispatcher {
             Outcome::Answered {
                 status: 200,
                 requested_at_ms: Some(at),
+                amount_cents,
                 ..
             } => {
                 self.stats.processors[p.index()].resolved_found += 1;
-                let _ = self.segment.mark_done(pending.claim.payment, p, at);
+                let _ = self.segment.mark_done_as(pending.claim.payment, p, at, amount_cents);
+            }
+            Outcome::Answered { status: 200, .. } => {
+                // Found, but the body does not say with what requestedAt (or names another
+                // id). Asked again a few times; then retried with our requestedAt, which the
+                // processor answers 422 if it has it: that settles it.
+                self.stats.processors[p.index()].unreadable += 1;
+                pending.retries += 1;
+                pending.unreadable_lookups = pending.unreadable_lookups.saturating_add(1);
+                if pending.unreadable_lookups >= UNREADABLE_LOOKUPS {
+                    pending.look_up_next = false;
+                }
+                self.requeue(now, pending, Some(p), true);
             }
             Outcome::Answered { status: 404, .. } => {
                 // Not there (yet): a retry with the same requestedAt settles it either way.
@@ -846,6 +880,7 @@ impl Dispatcher {
                 pending,
                 requested_at_ms,
                 pinned,
+                first: attempted.first,
                 expected_ms,
             }),
             call,

@@ -28,6 +28,10 @@ pub struct ProcessorStats {
     pub probes: u64,
     /// Ambiguous attempts resolved by a lookup that found the payment.
     pub resolved_found: u64,
+    /// Lookups answered 200 with a body we could not read.
+    pub unreadable: u64,
+    /// First attempts answered 422: the processor held another payment under the id.
+    pub foreign: u64,
     /// Health calls answered 429.
     pub health_throttled: u64,
     /// Payment requests in flight now.
@@ -115,6 +119,8 @@ impl DispatchStats {
             field(out, "gaveUp", s.gave_up, false);
             field(out, "probes", s.probes, false);
             field(out, "resolvedFound", s.resolved_found, false);
+            field(out, "unreadable", s.unreadable, false);
+            field(out, "foreign", s.foreign, false);
             field(out, "healthThrottled", s.health_throttled, true);
             out.push(b'}');
         }

@@ -117,6 +117,7 @@ fn answer(d: &mut Dispatcher, now: Now, request: RequestId, processor: Processor
     let outcome = Outcome::Answered {
         status,
         requested_at_ms: at,
+        amount_cents: None,
         health: None,
         retry_after_s: None,
     };
@@ -625,6 +626,7 @@ fn actions_with_health(d: &mut Dispatcher, now: Now, reports: [(bool, u32); 2]) 
             let outcome = Outcome::Answered {
                 status: if failing { 503 } else { 200 },
                 requested_at_ms: None,
+                amount_cents: None,
                 health: Some(crate::processor_api::HealthAnswer {
                     failing,
                     min_response_ms,
@@ -1186,4 +1188,83 @@ fn a_killed_instances_payment_in_flight_is_looked_up_by_a_survivor_within_a_few_
         }
     );
     assert!(b.stats().laps >= 1);
+}
+
+/// Issue 15, item 4: a lookup answered 200 with a body we cannot read is asked again a few
+/// times, then the payment is retried with its requestedAt, and the processor's 422 settles
+/// it — instead of asking forever while the processor holds it.
+#[test]
+fn lookups_answered_with_unreadable_bodies_end_in_a_retry_that_settles_it() {
+    let mut r = rig(Policy::default());
+    r.d.tick(at(0));
+    let slot = r.accept(at(0), 1);
+    let first = r.actions(at(0));
+    let (_, stamp) = payment_send(&first[0]);
+    r.fail(at(10), first[0], true); // written, then the connection was lost: ambiguous
+    let mut lookups = 0;
+    let mut t = 10;
+    while t < 30_000 && !matches!(r.state(slot), SlotState::Done { .. }) {
+        t += 50;
+        r.d.tick(at(t));
+        for a in r.actions(at(t)) {
+            let Action::Send { call, processor, .. } = a else {
+                continue;
+            };
+            assert_eq!(processor, Processor::Default);
+            match call {
+                Call::Lookup { .. } => {
+                    lookups += 1;
+                    r.answer_with(at(t), a, 200, None); // found, body unreadable
+                }
+                Call::Payment { requested_at_ms, .. } => {
+                    assert_eq!(requested_at_ms, stamp);
+                    r.answer(at(t), a, 422);
+                }
+                Call::Health => {}
+            }
+        }
+    }
+    assert_eq!(lookups, u32::from(UNREADABLE_LOOKUPS));
+    r.assert_done(slot, Processor::Default, stamp);
+    assert_eq!(r.d.stats().processors[0].unreadable, u64::from(UNREADABLE_LOOKUPS));
+}
+
+/// Issue 15, item 4: a 422 to the first attempt anyone made on that processor cannot be about
+/// our payment: the processor holds another under this id. It is looked up and recorded as
+/// the processor holds it (its requestedAt, its amount), so the books agree.
+#[test]
+fn a_422_to_a_first_attempt_is_looked_up_and_recorded_as_the_processor_holds_it() {
+    let mut r = rig(Policy::default());
+    r.d.tick(at(0));
+    let slot = r.accept(at(1_000), 1);
+    let first = r.actions(at(1_000));
+    assert_eq!(payment_send(&first[0]).0, Processor::Default);
+    r.answer(at(1_010), first[0], 422);
+    assert!(
+        matches!(r.state(slot), SlotState::InFlight { .. }),
+        "recorded with our stamp and amount"
+    );
+    let lookup = r.actions(at(1_010));
+    only_lookup(&lookup, Processor::Default);
+    let theirs_at = T0 as u64 - 60_000;
+    let Action::Send { request, processor, .. } = lookup[0] else {
+        panic!()
+    };
+    r.d.completed(
+        at(1_020),
+        Completion {
+            request,
+            processor,
+            outcome: Outcome::Answered {
+                status: 200,
+                requested_at_ms: Some(theirs_at),
+                amount_cents: Some(777),
+                health: None,
+                retry_after_s: None,
+            },
+        },
+    );
+    r.assert_done(slot, Processor::Default, theirs_at);
+    assert_eq!(r.segment.view(slot.slot).unwrap().cents, 777);
+    assert_eq!(r.segment.summary(None, None).of(Processor::Default).cents, 777);
 }

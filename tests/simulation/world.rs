@@ -235,6 +235,7 @@ fn answered(status: u16) -> Outcome {
     Outcome::Answered {
         status,
         requested_at_ms: None,
+        amount_cents: None,
         health: None,
         retry_after_s: None,
     }
@@ -867,6 +868,7 @@ impl<'a> World<'a> {
                     Some(stored) => Outcome::Answered {
                         status: 200,
                         requested_at_ms: Some(stored.requested_at_ms as u64),
+                        amount_cents: None,
                         health: None,
                         retry_after_s: None,
                     },
@@ -943,6 +945,7 @@ impl<'a> World<'a> {
             HealthAnswer::Status(s) => Outcome::Answered {
                 status: if s.failing { 503 } else { 200 },
                 requested_at_ms: None,
+                amount_cents: None,
                 health: Some(WireHealth {
                     failing: s.failing,
                     min_response_ms: s.min_response_time.max(0) as u32,
@@ -959,6 +962,7 @@ impl<'a> World<'a> {
                 Outcome::Answered {
                     status: 429,
                     requested_at_ms: None,
+                    amount_cents: None,
                     health: None,
                     retry_after_s: Some((HEALTH_WINDOW_MS / 1_000) as u32),
                 }
