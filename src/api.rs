@@ -27,6 +27,7 @@ pub struct Api {
     segment: Segment,
     pipeline: Pipeline,
     server_id: String,
+    purge_token: Option<String>,
     retries: Vec<Option<Retry>>,
     body: Vec<u8>,
 }
@@ -39,9 +40,18 @@ impl Api {
             segment,
             pipeline,
             server_id,
+            purge_token: None,
             retries: Vec::new(),
             body: Vec::with_capacity(1024),
         }
+    }
+
+    /// Requires `X-Purge-Token: token` on `POST /purge-payments` (403 without it): a purge
+    /// drops every payment acknowledged and not yet forwarded, so a deployment that does not
+    /// need the challenge's open purge can close it.
+    pub fn with_purge_token(mut self, token: Option<String>) -> Api {
+        self.purge_token = token;
+        self
     }
 
     /// The pipeline (for shutdown).
@@ -117,8 +127,9 @@ impl Api {
         Reply::Now
     }
 
-    /// `GET /stats`: this instance's pipeline and the whole segment. The segment part is a
-    /// full scan of the table (a few ms at the default capacity): a diagnostic, not a hot path.
+    /// `GET /stats`: this instance's pipeline and the whole segment. The segment part comes
+    /// from counters and the time index, never a scan of the table: a flood of it through the
+    /// public port costs what a flood of summaries does.
     fn stats(&mut self, cx: &Cx<'_>, out: &mut Vec<u8>) -> Reply {
         let now_ms = cx.now.wall_ms.max(0) as u64;
         let census = self.segment.census();
@@ -135,19 +146,12 @@ impl Api {
         b.extend_from_slice(n.format(self.pipeline.dispatcher().owner().0).as_bytes());
         b.extend_from_slice(b",\"segment\":{\"live\":");
         b.extend_from_slice(n.format(self.segment.live_count()).as_bytes());
-        b.extend_from_slice(b",\"queued\":");
-        b.extend_from_slice(n.format(census.queued).as_bytes());
-        b.extend_from_slice(b",\"inFlight\":");
-        b.extend_from_slice(n.format(census.in_flight).as_bytes());
+        b.extend_from_slice(b",\"pending\":");
+        b.extend_from_slice(n.format(census.pending).as_bytes());
         b.extend_from_slice(b",\"doneDefault\":");
         b.extend_from_slice(n.format(census.done[0]).as_bytes());
         b.extend_from_slice(b",\"doneFallback\":");
         b.extend_from_slice(n.format(census.done[1]).as_bytes());
-        b.extend_from_slice(b",\"oldestPendingAgeMs\":");
-        let age = census
-            .oldest_pending_accepted_ms
-            .map_or(0, |at| now_ms.saturating_sub(at));
-        b.extend_from_slice(n.format(age).as_bytes());
         b.extend_from_slice(b"},\"pipeline\":");
         self.pipeline.dispatcher().stats().write_json(now_ms, b);
         b.push(b'}');
@@ -163,6 +167,11 @@ impl Service for Api {
             (b"/payments-summary", Method::Get) => self.summary(req.query, out),
             (b"/stats", Method::Get) => self.stats(cx, out),
             (b"/purge-payments", Method::Post) => {
+                if let Some(token) = &self.purge_token {
+                    if req.header("X-Purge-Token") != Some(token.as_bytes()) {
+                        return forbidden(out);
+                    }
+                }
                 self.segment.purge();
                 response::json(out, Status::OK, br#"{"message":"All payments purged."}"#, false);
                 Reply::Now
@@ -222,6 +231,16 @@ fn bad_request(out: &mut Vec<u8>, reason: &str) -> Reply {
 }
 
 #[cold]
+fn forbidden(out: &mut Vec<u8>) -> Reply {
+    response::error(
+        out,
+        Status::FORBIDDEN,
+        "purging needs the X-Purge-Token header with the configured PURGE_TOKEN",
+        false,
+    );
+    Reply::Now
+}
+
 fn not_allowed(out: &mut Vec<u8>, allow: &str) -> Reply {
     response::method_not_allowed(out, allow, false);
     Reply::Now

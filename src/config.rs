@@ -36,6 +36,9 @@ Configuration is read from the environment:
                                   (default 10000)
   MAX_CONNECTIONS                 client connections served at once; more are closed at accept
                                   (default 4096)
+  PURGE_TOKEN                     when set, POST /purge-payments needs the header
+                                  X-Purge-Token with this value (else 403); unset (the
+                                  default, as the challenge's test expects): anyone may purge
 
 Pipeline and routing:
   PROCESSOR_POOL_SIZE             keep-alive connections per processor from this instance, and
@@ -82,6 +85,8 @@ pub struct Config {
     pub connect_timeout_ms: u64,
     /// The routing policy.
     pub policy: Policy,
+    /// The secret a purge must present (`X-Purge-Token`); `None`: purges are open.
+    pub purge_token: Option<String>,
 }
 
 /// A variable that could not be used, with the reason.
@@ -186,6 +191,7 @@ impl Config {
             pool_size,
             connect_timeout_ms: number("CONNECT_TIMEOUT_MS", var("CONNECT_TIMEOUT_MS"), 1_000, 1)?,
             policy,
+            purge_token: var("PURGE_TOKEN"),
         })
     }
 }

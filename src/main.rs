@@ -56,7 +56,8 @@ fn main() -> ExitCode {
         }
     };
     let dispatcher = Dispatcher::new(segment.attach_again(), owner, config.policy);
-    let api = Api::new(segment, Pipeline::new(dispatcher, upstream), config.server_id.clone());
+    let api = Api::new(segment, Pipeline::new(dispatcher, upstream), config.server_id.clone())
+        .with_purge_token(config.purge_token.clone());
     let reactor = match Reactor::bind(&config.listen, config.limits, config.max_connections, api) {
         Ok(r) => r,
         Err(e) => {

@@ -122,7 +122,7 @@ impl Stack {
         loop {
             let stats = self.stats(0);
             let seg = stats.split("\"segment\":").nth(1).unwrap();
-            if json_number(seg, "queued") == "0" && json_number(seg, "inFlight") == "0" {
+            if json_number(seg, "pending") == "0" {
                 return;
             }
             assert!(Instant::now() < deadline, "not drained after {secs} s: {stats}");

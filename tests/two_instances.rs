@@ -187,6 +187,26 @@ fn purge_on_one_instance_empties_both() {
 }
 
 #[test]
+fn with_a_purge_token_only_a_purge_that_presents_it_empties_the_table() {
+    let segment = temp_path("token.seg");
+    let port = free_port();
+    let _api = start_backend(port, &segment, &[("PURGE_TOKEN", "s3cret")]);
+    assert_eq!(request(port, &payment(1, 500)).status, 202);
+    let seg = Segment::open(&segment, CAPACITY).unwrap();
+    let with = |token: &str| {
+        format!("POST /purge-payments HTTP/1.1\r\nHost: t\r\nX-Purge-Token: {token}\r\nContent-Length: 0\r\n\r\n")
+    };
+    let refused = request(port, &post("/purge-payments", ""));
+    assert_eq!(refused.status, 403);
+    assert!(refused.body_str().contains("X-Purge-Token"), "{}", refused.body_str());
+    assert_eq!(request(port, with("wrong").as_bytes()).status, 403);
+    assert_eq!(seg.live_count(), 1, "a refused purge purged");
+    assert_eq!(request(port, with("s3cret").as_bytes()).status, 200);
+    assert_eq!(seg.live_count(), 0);
+    let _ = std::fs::remove_file(&segment);
+}
+
+#[test]
 fn bad_requests_get_a_reason() {
     let p = pair();
     let port = p.ports[0];

@@ -31,6 +31,7 @@ statuses! {
     NO_CONTENT = 204 "No Content";
     BAD_REQUEST = 400 "Bad Request";
     UNAUTHORIZED = 401 "Unauthorized";
+    FORBIDDEN = 403 "Forbidden";
     NOT_FOUND = 404 "Not Found";
     METHOD_NOT_ALLOWED = 405 "Method Not Allowed";
     REQUEST_TIMEOUT = 408 "Request Timeout";

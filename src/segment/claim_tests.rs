@@ -854,10 +854,8 @@ fn census_counts_every_state() {
     assert_eq!(
         segment.census(),
         Census {
-            queued: 10,
-            in_flight: 6,
+            pending: 16,
             done: [3, 3],
-            oldest_pending_accepted_ms: Some(T0 + 61),
         }
     );
     segment.purge();
