@@ -196,6 +196,18 @@ enum Purpose {
     Health,
 }
 
+impl Purpose {
+    /// The claim a payment request or lookup works for.
+    #[cfg(debug_assertions)]
+    fn claim(&self) -> Option<Claim> {
+        match self {
+            Purpose::Payment(attempt) => Some(attempt.pending.claim),
+            Purpose::Lookup { pending } => Some(pending.claim),
+            Purpose::Health => None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Flight {
     processor: Processor,
@@ -300,6 +312,9 @@ pub struct Dispatcher {
     stats: DispatchStats,
     /// The latest `now.mono_ms` passed in: a probe instant not after it has had its chance.
     now_mono_ms: u64,
+    /// Debug builds: the claims with a request in flight, to assert at most one per claim.
+    #[cfg(debug_assertions)]
+    flying: std::collections::HashSet<Claim>,
 }
 
 impl Dispatcher {
@@ -326,6 +341,8 @@ impl Dispatcher {
             live_owners: LiveOwners::default(),
             stats: DispatchStats::default(),
             now_mono_ms: 0,
+            #[cfg(debug_assertions)]
+            flying: std::collections::HashSet::new(),
         }
     }
 
@@ -367,6 +384,10 @@ impl Dispatcher {
             return;
         };
         let p = flight.processor;
+        #[cfg(debug_assertions)]
+        if let Some(claim) = flight.purpose.claim() {
+            self.flying.remove(&claim);
+        }
         let state = &mut self.processors[p.index()];
         match flight.purpose {
             Purpose::Health => {}
@@ -401,6 +422,8 @@ impl Dispatcher {
             let budget = LAP_BUDGET.min(self.lap_left);
             self.adopt(now, budget);
             self.lap_left -= budget;
+            // The background scan resumes a period after the lap.
+            self.next_adopt_mono_ms = now.mono_ms + ADOPT_EVERY_MS;
         } else if now.mono_ms >= self.next_adopt_mono_ms {
             self.adopt(now, ADOPT_BUDGET);
             self.next_adopt_mono_ms = now.mono_ms + ADOPT_EVERY_MS;
@@ -412,6 +435,13 @@ impl Dispatcher {
             self.enqueue(d.lane, d.pending);
         }
         self.pump(now);
+        // A deadline not after `now` would make the reactor call again at once, forever.
+        debug_assert!(
+            self.next_deadline() > self.now_mono_ms,
+            "next deadline {} not after now {}",
+            self.next_deadline(),
+            self.now_mono_ms
+        );
     }
 
     /// The next action to perform, if any.
@@ -889,6 +919,17 @@ impl Dispatcher {
     }
 
     fn send(&mut self, now: Now, processor: Processor, purpose: Purpose, call: Call, give_up_after_ms: u64) {
+        #[cfg(debug_assertions)]
+        if let Some(claim) = purpose.claim() {
+            assert!(self.flying.insert(claim), "a second request in flight for {claim:?}");
+        }
+        let state = &self.processors[processor.index()];
+        debug_assert!(
+            state.in_flight <= self.policy.in_flight_limit[processor.index()].max(1),
+            "{} payments in flight to {processor:?}, over the limit",
+            state.in_flight
+        );
+        debug_assert!(state.lookups <= LOOKUP_LIMIT, "{} lookups in flight", state.lookups);
         let request = self.next_request;
         self.next_request += 1;
         let give_up_mono_ms = now.mono_ms + give_up_after_ms;

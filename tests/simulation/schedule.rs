@@ -106,6 +106,9 @@ pub struct NetFaults {
     /// The processor gets it and acts on it, and the answer never comes: only the
     /// dispatcher's own give-up ends it.
     pub hang: f64,
+    /// A lookup that finds the payment is answered 200 with a body we cannot read (a proxy's
+    /// page, a truncated or altered answer): found, but with no requestedAt.
+    pub garbled: f64,
 }
 
 impl NetFaults {
@@ -115,6 +118,7 @@ impl NetFaults {
         reset_after: 0.0,
         reset_during: 0.0,
         hang: 0.0,
+        garbled: 0.0,
     };
 }
 
@@ -492,6 +496,7 @@ impl Schedule {
                     reset_after: rng.unit() * 0.15,
                     reset_during: rng.unit() * 0.1,
                     hang: rng.unit() * 0.05,
+                    garbled: if rng.chance(0.5) { rng.unit() * 0.5 } else { 0.0 },
                 };
                 if windows == 0 {
                     self.at(0, Change::Faults(rates(rng)));
@@ -527,6 +532,13 @@ impl Schedule {
                     let at = self.busy_instant(rng);
                     self.at(at, Change::Crash(victim));
                     self.at((at + rng.range(S, 30 * S)).min(run - 1), Change::Restart(victim));
+                } else if rng.chance(0.5) {
+                    // Another instance dies a few seconds later, while the first one's payments
+                    // are being adopted and resolved (or just after).
+                    let other = (victim + 1 + rng.below(self.instances as u64 - 1) as usize) % self.instances;
+                    let second = (at + rng.range(S / 2, 6 * S)).min(run - 2);
+                    self.at(second, Change::Crash(other));
+                    self.at((second + rng.range(S, 20 * S)).min(run - 1), Change::Restart(other));
                 }
             }
             Ingredient::Stall => {
@@ -592,12 +604,13 @@ impl fmt::Display for Schedule {
                 Change::Failure(p, on) => format!("{} failure {on}", p.name()),
                 Change::Faults(n) => format!(
                     "network faults: refuse {:.1}%, lost {:.1}%, reset after {:.1}%, reset during {:.1}%, \
-                     hang {:.1}%",
+                     hang {:.1}%, lookups garbled {:.1}%",
                     n.refuse * 100.0,
                     n.lost * 100.0,
                     n.reset_after * 100.0,
                     n.reset_during * 100.0,
-                    n.hang * 100.0
+                    n.hang * 100.0,
+                    n.garbled * 100.0
                 ),
                 Change::ForeignHealth(p, Some(every)) => {
                     format!("a foreign client polls {} health every {every} ms", p.name())

@@ -864,11 +864,12 @@ impl<'a> World<'a> {
                 }
             }
             Call::Lookup { id } => {
+                let garbled = self.faults.garbled > 0.0 && self.rng.chance(self.faults.garbled);
                 let outcome = match self.processors[p.index()].payment(&id) {
                     Some(stored) => Outcome::Answered {
                         status: 200,
-                        requested_at_ms: Some(stored.requested_at_ms as u64),
-                        amount_cents: None,
+                        requested_at_ms: (!garbled).then_some(stored.requested_at_ms as u64),
+                        amount_cents: (!garbled).then_some(stored.amount.cents),
                         health: None,
                         retry_after_s: None,
                     },
@@ -1068,9 +1069,14 @@ impl<'a> World<'a> {
                 Outcome::Answered { status: 200, .. },
             ) => self.expect_done(id, p, Some(requested_at_ms), "a 200"),
             (Call::Payment { id, .. }, Outcome::Answered { status: 422, .. }) => self.expect_done(id, p, None, "a 422"),
-            (Call::Lookup { id }, Outcome::Answered { status: 200, .. }) => {
-                self.expect_done(id, p, None, "a lookup that found it")
-            }
+            (
+                Call::Lookup { id },
+                Outcome::Answered {
+                    status: 200,
+                    requested_at_ms: Some(_),
+                    ..
+                },
+            ) => self.expect_done(id, p, None, "a lookup that found it"),
             (Call::Payment { id, .. } | Call::Lookup { id }, _) => self.observe(id),
             (Call::Health, Outcome::Answered { status: 429, .. }) => {
                 self.health_blocked_until[p.index()] = self.now + HEALTH_WINDOW_MS;
