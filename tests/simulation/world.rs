@@ -719,8 +719,7 @@ impl<'a> World<'a> {
                     }
                 }
                 self.trace(format_args!("i{i} cancels #{request}"));
-                // As `Upstream::cancel` does: the request ends ambiguous (the dispatcher has
-                // already forgotten it, so this must change nothing).
+                // As `Upstream::cancel` does: a request on the wire ends ambiguous.
                 if let Some(d) = self.instances[i].dispatcher.as_mut() {
                     d.completed(
                         now_of(self.now),
