@@ -10,8 +10,10 @@
 //   MAX_REQUESTS=550 AMOUNT=19.90 SCHEDULE=published k6 run bench/scenario.js
 //
 // SCHEDULE: published (the table in SPEC.md §4), slow-default (default at 3 s per payment for
-// most of the run), long-outage (default failing from 10 s to 55 s), or flapping (default and
-// fallback failing in turn every 10 s). Loopback only.
+// most of the run), long-outage (default failing from 10 s to 55 s), flapping (default and
+// fallback failing in turn every 10 s), tail-outage (default failing from 40 s to the end),
+// both-slow (both at 300-1200 ms all run, never failing), or fast-flapping (default and
+// fallback failing in turn every 3 s). Loopback only.
 import http from 'k6/http';
 import { sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
@@ -53,6 +55,32 @@ const SCHEDULES = {
     [40, [0, false], [0, true]],
     [50, [0, false], [0, false]],
   ],
+  // Default fails from 2/3 of the run to the end and never comes back.
+  'tail-outage': [
+    [1, [0, false], [0, false]],
+    [40, [0, true], [0, false]],
+  ],
+  // Both slow for the whole run (300-1200 ms, changing every 5 s), never failing.
+  'both-slow': [
+    [1, [800, false], [300, false]],
+    [5, [1200, false], [600, false]],
+    [10, [300, false], [1000, false]],
+    [15, [1000, false], [400, false]],
+    [20, [600, false], [1200, false]],
+    [25, [1200, false], [300, false]],
+    [30, [400, false], [800, false]],
+    [35, [900, false], [1100, false]],
+    [40, [1200, false], [500, false]],
+    [45, [700, false], [900, false]],
+    [50, [1100, false], [300, false]],
+    [55, [500, false], [1200, false]],
+  ],
+  // Default and fallback failing in turn every 3 s.
+  'fast-flapping': Array.from({ length: 20 }, (_, k) => [
+    1 + 3 * k,
+    [0, k % 2 === 1],
+    [0, k % 2 === 0 && k > 0],
+  ]),
 };
 
 const requested = new Counter('payments_requested');

@@ -42,12 +42,26 @@ Configuration is read from the environment:
 
 Pipeline and routing:
   PROCESSOR_POOL_SIZE             keep-alive connections per processor from this instance, and
-                                  so its most payments in flight there (default 64)
+                                  so its most payments in flight there (default 384: two
+                                  instances stay under the processor's 800 concurrent requests,
+                                  and a default at 1 s per payment still carries ~380/s each)
   CONNECT_TIMEOUT_MS              give up a connection attempt to a processor (default 1000)
   FEE_DEFAULT, FEE_FALLBACK       the processors' fees as fractions (default 0.05 and 0.15)
-  EXPECTED_REMAINING_MS           how much longer a run is expected to last at any moment; a
-                                  payment waits for default up to (fee gap x this) before it
-                                  may go to fallback (default 120000, i.e. 12 s at 5%/15%)
+  END_NOTICE_MS                   how long after the payments stop coming the run's end may
+                                  come (default 1000); what a failing default holds must fit
+                                  through fallback in that time, what a slow one keeps must
+                                  drain within it, the excess goes to fallback
+  QUIET_MS                        silence of the inflow after which the run may be ending and
+                                  nothing more waits for default (default 400; four usual gaps
+                                  between payments when they come slower)
+  END_MISS                        share of run ends assumed to come without the inflow stopping
+                                  first, in [0, 1) (default 0.1): a failing default is waited
+                                  for while it has failed for less than
+                                  (fee gap / (1 - fallback fee)) x run age / this, i.e. 1.18 x
+                                  the run's age at 5%/15%, 0.33 x at 7%/10%
+  MIN_RUN_MS                      the least age a run is credited with in that reckoning
+                                  (default 30000: a load test is not over seconds after it
+                                  began)
   PROBE_INTERVAL_MS               spacing of single probes to a failing processor (default 500)
   MIN_GIVE_UP_MS, MAX_GIVE_UP_MS  bounds of the wait for a processor's answer, which is
                                   otherwise 4 x its known delay + 10 s (default 10000, 120000);
@@ -140,19 +154,17 @@ impl Config {
             "http://127.0.0.1:8002",
         )?;
         let defaults = ConnLimits::default();
-        let pool_size = number("PROCESSOR_POOL_SIZE", var("PROCESSOR_POOL_SIZE"), 64, 1)? as usize;
+        let pool_size = number("PROCESSOR_POOL_SIZE", var("PROCESSOR_POOL_SIZE"), 384, 1)? as usize;
         let base = Policy::default();
         let policy = Policy {
             fees: [
                 fraction("FEE_DEFAULT", var("FEE_DEFAULT"), base.fees[0])?,
                 fraction("FEE_FALLBACK", var("FEE_FALLBACK"), base.fees[1])?,
             ],
-            expected_remaining_ms: number(
-                "EXPECTED_REMAINING_MS",
-                var("EXPECTED_REMAINING_MS"),
-                base.expected_remaining_ms,
-                0,
-            )?,
+            end_notice_ms: number("END_NOTICE_MS", var("END_NOTICE_MS"), base.end_notice_ms, 0)?,
+            quiet_ms: number("QUIET_MS", var("QUIET_MS"), base.quiet_ms, 1)?,
+            end_miss: fraction("END_MISS", var("END_MISS"), base.end_miss)?,
+            min_run_ms: number("MIN_RUN_MS", var("MIN_RUN_MS"), base.min_run_ms, 0)?,
             in_flight_limit: [pool_size, pool_size],
             probe_interval_ms: number("PROBE_INTERVAL_MS", var("PROBE_INTERVAL_MS"), base.probe_interval_ms, 1)?,
             min_give_up_ms: number("MIN_GIVE_UP_MS", var("MIN_GIVE_UP_MS"), base.min_give_up_ms, 1)?,
@@ -284,7 +296,7 @@ mod tests {
         assert_eq!(c.processor_fallback, "http://127.0.0.1:8002");
         assert_eq!(c.limits, ConnLimits::default());
         assert!(c.server_id.starts_with("payrelay-"));
-        assert_eq!(c.pool_size, 64);
+        assert_eq!(c.pool_size, 384);
         assert_eq!(c.policy, Policy::default());
     }
 
@@ -333,6 +345,13 @@ mod tests {
         assert_eq!((c.policy.min_give_up_ms, c.policy.max_give_up_ms), (300, 800));
         assert_eq!(config(&[("AUDIT_LAG_MS", "0")]).unwrap().policy.audit_lag_ms, 0);
         assert_eq!(config(&[("AUDIT_LAG_MS", "-1")]).unwrap_err().var, "AUDIT_LAG_MS");
+        let c = config(&[("END_NOTICE_MS", "2000"), ("QUIET_MS", "250"), ("END_MISS", "0.25")]).unwrap();
+        assert_eq!(
+            (c.policy.end_notice_ms, c.policy.quiet_ms, c.policy.end_miss),
+            (2_000, 250, 0.25)
+        );
+        assert_eq!(config(&[("QUIET_MS", "0")]).unwrap_err().var, "QUIET_MS");
+        assert_eq!(config(&[("END_MISS", "1.5")]).unwrap_err().var, "END_MISS");
         let c = config(&[(
             "PAYMENT_PROCESSOR_URL_DEFAULT",
             "http://payment-processor-default:8080/",

@@ -489,6 +489,11 @@ impl Pool {
                 self.queue.pop_front();
                 self.open(registry, now_ms, slot, Some(job), done);
             } else {
+                // A name that failed to resolve (not one still being looked up at start)
+                // leaves nothing to wait for.
+                if self.address.is_none() && matches!(self.resolution, Resolution::Waiting { .. }) {
+                    self.shed_queue(done);
+                }
                 return;
             }
         }
@@ -555,7 +560,22 @@ impl Pool {
                     done.push(self.completion(job, Outcome::Failed { written: false }));
                 }
                 self.connect_failed(now_ms);
+                self.shed_queue(done);
             }
+        }
+    }
+
+    /// Fails every queued request, unwritten, when nothing could carry it soon: no
+    /// connection is open or opening, and the last connect or name lookup failed. Waiting
+    /// out the backoff would only keep them until the dispatcher gives up on them; told now
+    /// that the processor is unreachable, it can route them elsewhere.
+    fn shed_queue(&mut self, done: &mut Vec<Completion>) {
+        let carrier = self.conns.iter().any(|c| !matches!(c.state, ConnState::Closed));
+        if carrier {
+            return;
+        }
+        while let Some(job) = self.queue.pop_front() {
+            done.push(self.completion(job, Outcome::Failed { written: false }));
         }
     }
 
@@ -719,6 +739,7 @@ impl Pool {
                     done.push(self.completion(job, Outcome::Failed { written: false }));
                 }
                 self.connect_failed(now_ms);
+                self.shed_queue(done);
             }
         }
     }
@@ -895,6 +916,7 @@ impl Pool {
                         done.push(self.completion(job, Outcome::Failed { written: false }));
                     }
                     self.connect_failed(now_ms);
+                    self.shed_queue(done);
                 }
                 ConnState::Idle { since_ms, .. } if now_ms.saturating_sub(*since_ms) >= IDLE_MAX_MS => {
                     self.close(registry, slot);
@@ -1076,12 +1098,13 @@ mod tests {
         assert_eq!((stats.connecting, stats.queued), (1, 1));
         assert_eq!(up.next_deadline(), Some(250));
 
-        // A second timeout doubles the backoff.
+        // A second timeout doubles the backoff, and fails the request still queued: with no
+        // connection open or opening, it would only wait for the dispatcher to give up.
         done.clear();
         up.tick(registry, at(250), &mut done);
-        assert_eq!(done, [failed(2, false)]);
-        assert_eq!(up.next_deadline(), Some(250 + 2 * CONNECT_BACKOFF_MS.0));
-        assert_eq!(up.cancel(registry, 3), Some(failed(3, false)));
+        assert_eq!(done, [failed(2, false), failed(3, false)]);
+        assert_eq!(up.stats(Processor::Default).queued, 0);
+        assert_eq!(up.cancel(registry, 3), None);
         assert_eq!(up.next_deadline(), None);
     }
 

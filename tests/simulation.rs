@@ -76,6 +76,7 @@ impl Row {
             s.done_cents_at_end[k] += r.done_cents_at_end[k];
         }
         s.lag_at_end += r.lag_at_end;
+        s.held_at_end += r.held_at_end;
         s.lost_answers += r.lost_answers;
         s.health_limited += r.health_limited;
         s.health_queued += r.health_queued;
@@ -97,7 +98,7 @@ impl Row {
         let net = done_cents as f64 / 100.0 - fees_reais;
         let ceiling = s.accepted_cents as f64 / 100.0 * 0.95;
         println!(
-            "{name:<14} {:>5} {:>8} {:>8.2}% {:>12.2} {:>6.2}% {:>7} {:>6.2}% {:>8.2}% {:>7} {:>7.1} {:>5} {:>7.2}",
+            "{name:<14} {:>5} {:>8} {:>8.2}% {:>12.2} {:>6.2}% {:>7} {:>6.2}% {:>5} {:>8.2}% {:>7} {:>7.1} {:>5} {:>7.2}",
             self.seeds,
             s.accepted,
             pct(s.done_at_end[0] as f64, done as f64),
@@ -105,6 +106,7 @@ impl Row {
             pct(fees_reais, done_cents as f64 / 100.0),
             s.lag_at_end,
             pct(s.lag_at_end as f64, s.accepted as f64),
+            s.held_at_end,
             pct(net, ceiling),
             s.lost_answers,
             s.max_unrecorded_ms as f64 / 1e3,
@@ -126,7 +128,7 @@ fn print_table(results: &[(u64, Result<Report, String>)]) {
     println!();
     println!("Per schedule class, numbers taken when the run ended (before recovery and drain):");
     println!(
-        "{:<14} {:>5} {:>8} {:>9} {:>12} {:>7} {:>7} {:>7} {:>9} {:>7} {:>7} {:>5} {:>7}",
+        "{:<14} {:>5} {:>8} {:>9} {:>12} {:>7} {:>7} {:>7} {:>5} {:>9} {:>7} {:>7} {:>5} {:>7}",
         "class",
         "seeds",
         "payments",
@@ -135,6 +137,7 @@ fn print_table(results: &[(u64, Result<Report, String>)]) {
         "fee",
         "lag",
         "lag",
+        "held",
         "profit",
         "lost",
         "unrec s",
@@ -149,7 +152,8 @@ fn print_table(results: &[(u64, Result<Report, String>)]) {
     total.print("all");
     println!(
         "default = share of forwarded payments that went to default; fee = fees / forwarded amount; \
-         lag = accepted, not yet forwarded at the end; profit = (forwarded - fees) / (accepted x 0.95), the \
+         lag = accepted, not yet forwarded at the end; held = of those, the ones still waiting in a \
+         dispatcher (not on the wire); profit = (forwarded - fees) / (accepted x 0.95), the \
          share of the ceiling; lost = 200s whose answer never reached a waiting dispatcher; unrec s = the longest \
          a payment a processor stored waited to be recorded by us (an audit may see it missing meanwhile); h429 = \
          our health calls refused or queued by the rate limit (only where a foreign client polls too); exposed = \

@@ -668,19 +668,24 @@ fn localhost_is_resolved_off_the_loop() {
         .contains(&format!("\r\nHost: localhost:{}\r\n", server.port)));
 }
 
+/// Issue 14: a request waiting for a name that does not resolve was kept queued until the
+/// dispatcher gave up on it (10 s and more), so payments waited for an unreachable default.
 #[test]
-fn unresolvable_name_keeps_requests_queued_and_the_loop_running() {
+fn unresolvable_name_fails_requests_unwritten_and_keeps_the_loop_running() {
     let mut l = Loop::new("http://payrelay-no-such-host.invalid:8080", 1, 1000);
     l.submit(1, payment(1));
     let started = Instant::now();
     l.run_for(300);
-    // The loop kept turning (no blocking lookup on it) and the request is still waiting.
+    // The loop kept turning (no blocking lookup on it).
     assert!(started.elapsed() < Duration::from_millis(1000));
+    // Once the lookup has failed, the request ends never sent.
+    assert_eq!(l.wait_for(1), Outcome::Failed { written: false });
     let stats = l.stats();
     assert!(stats.resolving);
-    assert_eq!((stats.queued, stats.address), (1, None));
-    assert!(l.done.is_empty());
-    assert_eq!(l.cancel(1).map(|c| c.outcome), Some(Outcome::Failed { written: false }));
+    assert_eq!((stats.queued, stats.address), (0, None));
+    // So does one submitted while the name is still unknown.
+    l.submit(2, payment(2));
+    assert_eq!(l.wait_for(2), Outcome::Failed { written: false });
 }
 
 #[test]

@@ -77,6 +77,12 @@ const LANDING_MARGIN_MS: u64 = 250;
 const ARRIVAL_MARGIN_MS: u64 = 1_000;
 /// Weight of a new latency sample in the moving average (1/8).
 const LATENCY_SHIFT: u32 = 3;
+/// A request given up is cancelled and its outcome (whether any byte of it was written) left
+/// to the reactor; one the reactor never reports within this long is taken as written.
+const CANCEL_GRACE_MS: u64 = 1_000;
+/// A silence of the inflow this long means the next payment starts a new run (a purge does
+/// too), for the run's age the policy weighs.
+const RUN_BREAK_MS: u64 = 30_000;
 
 /// What the reactor must do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,8 +96,11 @@ pub enum Action {
         /// What to send.
         call: Call,
     },
-    /// Stop waiting for `request` and close its connection: nothing will be matched to it any
-    /// more (the dispatcher already treats it as ambiguous).
+    /// Stop waiting for `request` (given up) and close its connection, so no late answer is
+    /// matched to it; then report its outcome to [`Dispatcher::completed`] as for any request:
+    /// `Failed { written }` says whether any byte of it was sent (one still queued for a
+    /// connection was not, and is routed again rather than resolved as ambiguous). One never
+    /// reported is taken as written after a grace.
     Cancel {
         /// The abandoned request.
         request: RequestId,
@@ -214,6 +223,8 @@ struct Flight {
     purpose: Purpose,
     sent_mono_ms: u64,
     give_up_mono_ms: u64,
+    /// Given up and cancelled: waiting for the reactor to say whether it was ever written.
+    cancelled: bool,
 }
 
 /// What this instance believes about one processor.
@@ -231,6 +242,8 @@ struct ProcessorState {
     announced_at_ms: u64,
     /// Wall time it was last seen going from failing to working.
     recovered_at_ms: u64,
+    /// Wall time it was first seen failing in the current outage.
+    failing_since_ms: u64,
     in_flight: usize,
     lookups: usize,
 }
@@ -245,6 +258,7 @@ impl ProcessorState {
             announced_delay_ms: 0,
             announced_at_ms: 0,
             recovered_at_ms: 0,
+            failing_since_ms: 0,
             in_flight: 0,
             lookups: 0,
         }
@@ -281,6 +295,9 @@ impl ProcessorState {
             if self.health == Health::Failing && health == Health::Healthy {
                 self.recovered_at_ms = at_ms;
             }
+            if self.health != Health::Failing && health == Health::Failing {
+                self.failing_since_ms = at_ms;
+            }
             self.health = health;
             self.observed_at_ms = at_ms;
         }
@@ -312,9 +329,42 @@ pub struct Dispatcher {
     stats: DispatchStats,
     /// The latest `now.mono_ms` passed in: a probe instant not after it has had its chance.
     now_mono_ms: u64,
+    inflow: Inflow,
     /// Debug builds: the claims with a request in flight, to assert at most one per claim.
     #[cfg(debug_assertions)]
     flying: std::collections::HashSet<Claim>,
+}
+
+/// What this instance sees of the load: when the run began, when the last payment came, and
+/// the usual gap between two (the policy reads the end of a run in its silence).
+#[derive(Clone, Copy, Debug, Default)]
+struct Inflow {
+    /// The segment's purge epoch when the run began.
+    epoch: u64,
+    run_started_ms: u64,
+    /// Wall and monotonic time of the latest accepted payment (`None`: none yet).
+    last_wall_ms: Option<u64>,
+    last_mono_ms: u64,
+    mean_gap_ms: u64,
+}
+
+impl Inflow {
+    /// A payment was accepted at `now`, in purge epoch `epoch`.
+    fn accepted(&mut self, now: Now, epoch: u64) {
+        let at = wall(now);
+        match self.last_wall_ms {
+            Some(last) if epoch == self.epoch && at.saturating_sub(last) < RUN_BREAK_MS => {
+                self.mean_gap_ms = ewma(self.mean_gap_ms, at.saturating_sub(last));
+            }
+            _ => {
+                self.epoch = epoch;
+                self.run_started_ms = at;
+                self.mean_gap_ms = 0;
+            }
+        }
+        self.last_wall_ms = Some(at);
+        self.last_mono_ms = now.mono_ms;
+    }
 }
 
 impl Dispatcher {
@@ -341,6 +391,7 @@ impl Dispatcher {
             live_owners: LiveOwners::default(),
             stats: DispatchStats::default(),
             now_mono_ms: 0,
+            inflow: Inflow::default(),
             #[cfg(debug_assertions)]
             flying: std::collections::HashSet::new(),
         }
@@ -365,6 +416,7 @@ impl Dispatcher {
     /// routing queue.
     pub fn accepted(&mut self, now: Now, payment: PaymentRef, id: Uuid, cents: Cents) {
         self.now_mono_ms = self.now_mono_ms.max(now.mono_ms);
+        self.inflow.accepted(now, u64::from(payment.epoch));
         self.fresh
             .push_back(Pending::new(Claim::first(payment), id, cents, wall(now)));
         self.pump(now);
@@ -463,6 +515,18 @@ impl Dispatcher {
         if let Some(Reverse((due, _))) = self.give_ups.peek() {
             next = next.min(*due);
         }
+        if !self.fresh.is_empty() && self.inflow.last_wall_ms.is_some() {
+            // The router's answer changes when the inflow turns quiet and as the time left
+            // before the end runs out (policy): look again at both instants.
+            let last = self.inflow.last_mono_ms;
+            let quiet = last + self.policy.quiet_after_ms(self.inflow.mean_gap_ms);
+            let end = last + self.policy.end_notice_ms;
+            for at in [quiet, end] {
+                if at > self.now_mono_ms {
+                    next = next.min(at);
+                }
+            }
+        }
         for (i, state) in self.processors.iter().enumerate() {
             let waiting = !self.fresh.is_empty() || !self.pinned[i].is_empty();
             // Only a probe instant still ahead: one already passed was seen by the last pump,
@@ -550,9 +614,15 @@ impl Dispatcher {
                 self.requeue(now, pending, pinned.then_some(p), true);
             }
             Outcome::Failed { written: false } => {
+                // Never sent: no connection (refused, timed out, a name that does not
+                // resolve), or given up while it waited for one. Nothing stored, nothing
+                // ambiguous; for routing, a processor we cannot reach is failing like one that
+                // answers 500 — otherwise payments would wait for it and never spill.
                 self.stats.processors[i].unreachable += 1;
-                pending.retries += 1;
-                self.requeue(now, pending, pinned.then_some(p), true);
+                let state = &mut self.processors[i];
+                state.observe(Health::Failing, wall(now));
+                state.next_probe_mono_ms = now.mono_ms + self.policy.probe_interval_ms;
+                self.requeue(now, pending, pinned.then_some(p), false);
             }
             Outcome::Failed { written: true } => {
                 self.stats.processors[i].ambiguous += 1;
@@ -684,7 +754,7 @@ impl Dispatcher {
         let arrived_before = previous_at_ms.saturating_sub(ARRIVAL_MARGIN_MS);
         for (&request, flight) in self.flights.iter_mut() {
             let sent_wall_ms = wall(now).saturating_sub(now.mono_ms - flight.sent_mono_ms);
-            if flight.processor != p || sent_wall_ms < arrived_before {
+            if flight.processor != p || sent_wall_ms < arrived_before || flight.cancelled {
                 continue;
             }
             let Purpose::Payment(attempt) = &mut flight.purpose else {
@@ -753,10 +823,21 @@ impl Dispatcher {
             if flight.give_up_mono_ms != due {
                 continue;
             }
-            self.actions.push_back(Action::Cancel { request });
-            self.stats.processors[flight.processor.index()].gave_up += 1;
-            // Written and unanswered: ambiguous, like a connection lost after writing. (Routing
-            // waits for the end of the tick.)
+            if !flight.cancelled {
+                // Only the reactor knows whether the request was ever written (it may have
+                // sat in a pool's queue, never sent): it reports the outcome of the cancel.
+                self.actions.push_back(Action::Cancel { request });
+                self.stats.processors[flight.processor.index()].gave_up += 1;
+                let grace = now.mono_ms + CANCEL_GRACE_MS;
+                if let Some(f) = self.flights.get_mut(&request) {
+                    f.cancelled = true;
+                    f.give_up_mono_ms = grace;
+                }
+                self.give_ups.push(Reverse((grace, request)));
+                continue;
+            }
+            // Cancelled and never reported: presume it written, ambiguous like a connection
+            // lost after writing. (Routing waits for the end of the tick.)
             self.settle(
                 now,
                 Completion {
@@ -814,7 +895,7 @@ impl Dispatcher {
             default.next_probe_mono_ms = default.next_probe_mono_ms.min(now.mono_ms);
         }
         while let Some(&head) = self.fresh.front() {
-            let view = self.route_view(now, &head);
+            let view = self.route_view(now);
             let p = match self.policy.route(&view) {
                 Route::Hold => break,
                 Route::Default => Processor::Default,
@@ -858,7 +939,7 @@ impl Dispatcher {
         }
     }
 
-    fn route_view(&self, now: Now, head: &Pending) -> policy::RouteView {
+    fn route_view(&self, now: Now) -> policy::RouteView {
         let views = Processor::ALL.map(|p| {
             let s = &self.processors[p.index()];
             policy::ProcessorView {
@@ -869,12 +950,21 @@ impl Dispatcher {
                 latency_ms: s.expected_latency_ms(),
                 observed_at_ms: s.observed_at_ms,
                 recovered_at_ms: s.recovered_at_ms,
+                failing_for_ms: match s.health {
+                    Health::Failing => wall(now).saturating_sub(s.failing_since_ms),
+                    Health::Healthy | Health::Unknown => 0,
+                },
             }
         });
+        let at = wall(now);
+        let inflow = &self.inflow;
         policy::RouteView {
             processors: views,
-            oldest_age_ms: wall(now).saturating_sub(head.accepted_at_ms),
             backlog: self.fresh.len(),
+            run_age_ms: at.saturating_sub(inflow.run_started_ms),
+            // No payment accepted here yet (only adopted ones): nothing to wait for.
+            idle_ms: inflow.last_wall_ms.map_or(u64::MAX, |last| at.saturating_sub(last)),
+            mean_gap_ms: inflow.mean_gap_ms,
         }
     }
 
@@ -940,6 +1030,7 @@ impl Dispatcher {
                 purpose,
                 sent_mono_ms: now.mono_ms,
                 give_up_mono_ms,
+                cancelled: false,
             },
         );
         self.give_ups.push(Reverse((give_up_mono_ms, request)));

@@ -26,10 +26,16 @@ pub enum Class {
     Purge,
     Takeover,
     Chaos,
+    /// Issue 14: a k6-like steady load to the end; default fails from 2/3 of it on.
+    TailOutage,
+    /// Issue 14: both processors at 300-1200 ms all run, never failing.
+    BothSlow,
+    /// Issue 14: default refuses connections (or never connects) for a while, then is back.
+    Unreachable,
 }
 
 /// Every class, in report order.
-pub const CLASSES: [Class; 14] = [
+pub const CLASSES: [Class; 17] = [
     Class::Healthy,
     Class::Delays,
     Class::DefaultFails,
@@ -44,11 +50,14 @@ pub const CLASSES: [Class; 14] = [
     Class::Purge,
     Class::Takeover,
     Class::Chaos,
+    Class::TailOutage,
+    Class::BothSlow,
+    Class::Unreachable,
 ];
 
-/// A seed's class is `SEED_CLASSES[seed % 16]`: every class once, takeover and chaos (where
+/// A seed's class is `SEED_CLASSES[seed % 19]`: every class once, takeover and chaos (where
 /// faults meet) twice.
-const SEED_CLASSES: [Class; 16] = [
+const SEED_CLASSES: [Class; 19] = [
     Class::Healthy,
     Class::Delays,
     Class::DefaultFails,
@@ -65,6 +74,9 @@ const SEED_CLASSES: [Class; 16] = [
     Class::Takeover,
     Class::Chaos,
     Class::Chaos,
+    Class::TailOutage,
+    Class::BothSlow,
+    Class::Unreachable,
 ];
 
 impl Class {
@@ -84,6 +96,9 @@ impl Class {
             Class::Purge => "purge",
             Class::Takeover => "takeover",
             Class::Chaos => "chaos",
+            Class::TailOutage => "tail-outage",
+            Class::BothSlow => "both-slow",
+            Class::Unreachable => "unreachable",
         }
     }
 }
@@ -138,6 +153,8 @@ pub enum Change {
     Crash(usize),
     /// The instance starts again (new dispatcher, new owner), if it is down.
     Restart(usize),
+    /// Connections to the processor are refused or never made (`true`) or work again.
+    Unreachable(Processor, bool),
     /// The instance stops running for this long (ms): no ticks, answers wait, no clients.
     Stall(usize, u64),
     /// `POST /purge-payments` (and the processors' admin purge) at the next quiet moment.
@@ -197,6 +214,11 @@ enum Ingredient {
     Stall,
     Duplicates,
     Purge,
+    /// A steady load to 1 s before the end (a load test's end is the end of its inflow).
+    SteadyLoad,
+    TailOutage,
+    BothSlow,
+    Unreachable,
 }
 
 const CHAOS_INGREDIENTS: [Ingredient; 11] = [
@@ -294,6 +316,9 @@ impl Schedule {
             // Instances die or stall while payments bounce between failing processors with
             // long delays: adopters meet attempts made by others, on either processor.
             Class::Takeover => vec![Ingredient::Takeover],
+            Class::TailOutage => vec![Ingredient::SteadyLoad, Ingredient::TailOutage],
+            Class::BothSlow => vec![Ingredient::SteadyLoad, Ingredient::BothSlow],
+            Class::Unreachable => vec![Ingredient::SteadyLoad, Ingredient::Unreachable],
             Class::Chaos => {
                 let mut all = CHAOS_INGREDIENTS.to_vec();
                 let mut chosen = Vec::new();
@@ -556,6 +581,35 @@ impl Schedule {
                 let at = rng.range(run / 3, run * 2 / 3);
                 self.at(at, Change::Purge);
             }
+            Ingredient::SteadyLoad => {
+                // As k6 does: payments every few ms per instance until the load stops, the
+                // run's end a second later. A shorter run keeps it within one epoch's room.
+                self.run_ms = rng.range(25, 35) * S;
+                let per_s = rng.range(15, 20);
+                self.bursts = vec![Burst {
+                    start_ms: 0,
+                    per_s,
+                    count: (self.run_ms - S) * per_s / S,
+                }];
+            }
+            Ingredient::TailOutage => {
+                self.at(self.run_ms * 2 / 3, Change::Failure(Processor::Default, true));
+            }
+            Ingredient::BothSlow => {
+                for p in Processor::ALL {
+                    let mut t = 0;
+                    while t < self.run_ms {
+                        self.at(t, Change::Delay(p, rng.range(300, 1_200) as u32));
+                        t += rng.range(2 * S, 8 * S);
+                    }
+                }
+            }
+            Ingredient::Unreachable => {
+                let a = rng.range(2 * S, self.run_ms / 2);
+                let b = a + rng.range(3 * S, 10 * S);
+                self.at(a, Change::Unreachable(Processor::Default, true));
+                self.at(b.min(self.run_ms), Change::Unreachable(Processor::Default, false));
+            }
         }
     }
 
@@ -617,6 +671,7 @@ impl fmt::Display for Schedule {
                 }
                 Change::ForeignHealth(p, None) => format!("the foreign client stops polling {}", p.name()),
                 Change::Crash(i) => format!("instance {i} crashes"),
+                Change::Unreachable(p, on) => format!("{} unreachable {on}", p.name()),
                 Change::Restart(i) => format!("instance {i} restarts"),
                 Change::Stall(i, ms) => format!("instance {i} stalls for {ms} ms"),
                 Change::Purge => "purge at the next quiet moment".to_string(),

@@ -37,7 +37,7 @@ use payrelay::upstream::{Call, Completion, Outcome, RequestId};
 use payrelay::window::Window;
 
 use super::rng::Rng;
-use super::schedule::{Change, NetFaults, Schedule};
+use super::schedule::{Change, Class, NetFaults, Schedule};
 
 /// Wall-clock time at virtual monotonic 0 (2025-07-10).
 pub const T0: i64 = 1_752_150_896_000;
@@ -72,6 +72,9 @@ enum Fault {
     ResetAfter,
     ResetDuring,
     Hang,
+    /// The processor cannot be reached and no connection ever carries it: it waits in the
+    /// pool's queue until the dispatcher cancels it, never written.
+    Unconnected,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +161,8 @@ pub struct Report {
     pub done_cents_at_end: [u64; 2],
     /// Accepted and not done when the run ended.
     pub lag_at_end: u64,
+    /// Of those, the ones the dispatchers still held (not on the wire) when the run ended.
+    pub held_at_end: u64,
     /// Answers 200 that never reached an interested dispatcher (resets, hangs, give-ups,
     /// crashes): each became an ambiguity the dispatcher had to resolve.
     pub lost_answers: u64,
@@ -197,6 +202,8 @@ pub struct World<'a> {
     by_request: HashMap<(usize, u32, RequestId), u64>,
     next_wire: u64,
     faults: NetFaults,
+    /// Processors nobody can connect to.
+    unreachable: [bool; 2],
     foreign: [(u64, Option<u64>); 2],
     purge_pending: Option<u64>,
     next_summary: u64,
@@ -286,6 +293,7 @@ impl<'a> World<'a> {
             by_request: HashMap::new(),
             next_wire: 1,
             faults: NetFaults::NONE,
+            unreachable: [false; 2],
             foreign: [(0, None); 2],
             purge_pending: None,
             next_summary: SUMMARY_EVERY_MS,
@@ -561,6 +569,7 @@ impl<'a> World<'a> {
             }
             Change::Crash(i) => self.crash(i),
             Change::Restart(i) => self.restart(i),
+            Change::Unreachable(p, on) => self.unreachable[p.index()] = on,
             Change::Stall(i, ms) => {
                 let inst = &mut self.instances[i];
                 if inst.dispatcher.is_some() && inst.stalled_until.is_none() {
@@ -713,22 +722,27 @@ impl<'a> World<'a> {
             Action::Cancel { request } => {
                 self.report.fingerprint = fold(fold(self.report.fingerprint, self.now), !request);
                 let mut processor = Processor::Default;
+                let mut written = true;
                 if let Some(wire) = self.by_request.remove(&(i, generation, request)) {
                     if let Some(w) = self.wires.get_mut(&wire) {
                         w.interested = false;
                         processor = w.processor;
+                        written = w.fault != Fault::Unconnected;
+                    }
+                    if !written {
+                        self.wires.remove(&wire);
                     }
                 }
                 self.trace(format_args!("i{i} cancels #{request}"));
-                // As `Upstream::cancel` does: the request ends ambiguous (the dispatcher has
-                // already forgotten it, so this must change nothing).
+                // As `Upstream::cancel` does: a request on the wire ends ambiguous, one still
+                // queued for a connection ends never written.
                 if let Some(d) = self.instances[i].dispatcher.as_mut() {
                     d.completed(
                         now_of(self.now),
                         Completion {
                             request,
                             processor,
-                            outcome: Outcome::Failed { written: true },
+                            outcome: Outcome::Failed { written },
                         },
                     );
                 }
@@ -773,7 +787,20 @@ impl<'a> World<'a> {
     }
 
     fn send(&mut self, i: usize, generation: u32, request: RequestId, p: Processor, call: Call) {
-        let fault = self.draw_fault();
+        let mut fault = self.draw_fault();
+        // Unreachable: refused at once, refused after a connect timeout (1 s), or never
+        // connected at all.
+        let mut refused_after = 0;
+        if self.unreachable[p.index()] {
+            fault = match self.rng.below(3) {
+                0 => Fault::Refuse,
+                1 => {
+                    refused_after = 1_000;
+                    Fault::Refuse
+                }
+                _ => Fault::Unconnected,
+            };
+        }
         let mut h = fold(self.report.fingerprint, self.now);
         h = fold(h, (i as u64) << 32 | request);
         h = fold(h, p.index() as u64);
@@ -788,7 +815,7 @@ impl<'a> World<'a> {
                     requested_at_ms,
                 );
                 self.check_payment_send(i, id, cents, p, requested_at_ms);
-                if !matches!(fault, Fault::Refuse | Fault::Lost) {
+                if !matches!(fault, Fault::Refuse | Fault::Lost | Fault::Unconnected) {
                     self.live.entry(id).or_default()[p.index()] += 1;
                 }
                 self.trace(format_args!(
@@ -828,7 +855,11 @@ impl<'a> World<'a> {
         self.by_request.insert((i, generation, request), wire);
         let at = self.now + self.latency();
         match fault {
-            Fault::Refuse => self.push(at, Event::ToInstance(wire, Outcome::Failed { written: false })),
+            Fault::Unconnected => {}
+            Fault::Refuse => self.push(
+                at + refused_after,
+                Event::ToInstance(wire, Outcome::Failed { written: false }),
+            ),
             Fault::Lost => self.push(at, Event::ToInstance(wire, Outcome::Failed { written: true })),
             Fault::None | Fault::ResetAfter | Fault::Hang => self.push(at, Event::ToProcessor(wire)),
             Fault::ResetDuring => {
@@ -1369,6 +1400,25 @@ impl<'a> World<'a> {
         self.report.done_at_end = done;
         self.report.done_cents_at_end = cents;
         self.report.lag_at_end = self.not_done as u64;
+        let held: u64 = self
+            .instances
+            .iter()
+            .filter_map(|inst| inst.dispatcher.as_ref())
+            .map(|d| {
+                let s = d.stats();
+                s.fresh + s.pinned + s.delayed
+            })
+            .sum();
+        self.report.held_at_end = held;
+        // Issue 14: where a processor works and the load stopped a second before the end,
+        // nothing may still be waiting for the other one.
+        let steady = matches!(
+            self.schedule.class,
+            Class::TailOutage | Class::BothSlow | Class::Unreachable
+        );
+        if steady && held > 0 {
+            self.violation(format!("{held} payments still held when the run ended"));
+        }
     }
 
     /// Both processors recover, the network heals, everyone comes back; no more clients.
@@ -1383,6 +1433,7 @@ impl<'a> World<'a> {
             self.foreign[k].1 = None;
         }
         self.faults = NetFaults::NONE;
+        self.unreachable = [false; 2];
         self.purge_pending = None;
         self.events
             .retain(|_, e| !matches!(e, Event::Arrival(_) | Event::Change(_)));
