@@ -567,11 +567,13 @@ impl Dispatcher {
         } = attempt;
         let i = p.index();
         match outcome {
-            Outcome::Answered { status: 422, .. } if first => {
-                // Nothing of ours had been sent there, yet it holds this correlationId: another
-                // payment (an id reused across purges, a processor not purged with us, a
-                // client's doing). Our books must show what it holds, not our guess of it:
-                // look it up and record its requestedAt and amount.
+            Outcome::Answered { status: 422, .. } if first && self.segment.holds(pending.claim, self.owner) => {
+                // Nothing of ours had been sent there before this attempt, and nobody took the
+                // payment from us since (who did could have retried there with our
+                // requestedAt, and landed first): yet it holds this correlationId. So it is
+                // another payment (an id reused across purges, a processor not purged with
+                // us, a client's doing). Our books must show what it holds, not our guess of
+                // it: look it up and record its requestedAt and amount.
                 self.processors[i].answered(elapsed, wall(now));
                 self.stats.processors[i].foreign += 1;
                 pending.look_up_next = true;

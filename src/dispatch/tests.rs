@@ -1364,3 +1364,24 @@ fn a_422_to_a_first_attempt_is_looked_up_and_recorded_as_the_processor_holds_it(
     assert_eq!(r.segment.view(slot.slot).unwrap().cents, 777);
     assert_eq!(r.segment.summary(None, None).of(Processor::Default).cents, 777);
 }
+
+/// Simulation seed 7764 (takeover, 10 000-seed run): A's first attempt sleeps in a slow
+/// default; A stalls, B adopts the payment and retries it there with A's requestedAt, and the
+/// retry lands first. A's attempt is then answered 422 — about our own payment, not another:
+/// whoever took the claim may have sent it. Recorded at once with the shared requestedAt.
+#[test]
+fn a_422_to_a_first_attempt_after_the_payment_was_taken_is_ours() {
+    let mut a = rig(Policy::default());
+    a.d.tick(at(0));
+    let slot = a.accept(at(0), 1);
+    let first = a.actions(at(0));
+    let (p, stamp) = payment_send(&first[0]);
+    let owner_b = a.segment.register_owner(T0 as u64).unwrap();
+    let later = T0 as u64 + OWNER_STALE_MS + 100;
+    a.segment.heartbeat(owner_b, later);
+    let mut out = Vec::new();
+    a.segment.adopt(owner_b, later, OWNER_STALE_MS, 0, 0, 1024, &mut out);
+    assert_eq!(out.len(), 1, "B did not take the payment");
+    a.answer(at(OWNER_STALE_MS + 200), first[0], 422);
+    a.assert_done(slot, p, stamp);
+}

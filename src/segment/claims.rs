@@ -425,6 +425,19 @@ impl Segment {
         }
     }
 
+    /// True when `owner` still holds the payment under `claim` (nobody took it since).
+    pub fn holds(&self, claim: Claim, owner: OwnerId) -> bool {
+        let Some(raw) = self.slots().get(claim.slot().0 as usize) else {
+            return false;
+        };
+        // Acquire: as every read of a payment's ctrl.
+        let ctrl = Ctrl::decode(raw.ctrl.load(Ordering::Acquire));
+        ctrl.epoch == claim.payment.epoch
+            && ctrl.state == state::IN_FLIGHT
+            && aux_owner(ctrl.aux) == owner.0
+            && aux_generation(ctrl.aux) == claim.generation & super::layout::GENERATION_MASK
+    }
+
     /// Counts the current epoch's payments: the live count, less the done ones as the time
     /// index counts them. No slot is read, so a flood of `GET /stats` costs what a flood of
     /// summaries does (a full scan of the table took ~5 ms at the default capacity). Read
