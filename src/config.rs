@@ -36,6 +36,9 @@ Configuration is read from the environment:
                                   (default 10000)
   MAX_CONNECTIONS                 client connections served at once; more are closed at accept
                                   (default 4096)
+  STOP_TIMEOUT_MS                 on SIGTERM, wait up to this long for the answers to payments
+                                  and lookups already sent (default 5000; keep it below the
+                                  container's stop timeout, 10 s in docker); 0: stop at once
 
 Pipeline and routing:
   PROCESSOR_POOL_SIZE             keep-alive connections per processor from this instance, and
@@ -54,7 +57,10 @@ Pipeline and routing:
                                   default at least this slow is avoided while fallback is
                                   not, since audits would catch its stores; 0 disables
 
-Signals: SIGTERM or SIGINT close the listeners (removing unix socket files) and exit 0.
+Signals: SIGTERM or SIGINT close the listeners (removing unix socket files), answer the
+requests already received (with Connection: close), send nothing new to the processors, wait
+up to STOP_TIMEOUT_MS for the answers to what was sent and record them, then release this
+instance's payments to the other instances and exit 0. A second signal stops at once.
 ";
 
 /// Everything the backend binary needs to start.
@@ -82,6 +88,8 @@ pub struct Config {
     pub connect_timeout_ms: u64,
     /// The routing policy.
     pub policy: Policy,
+    /// How long a stop waits for answers from the processors.
+    pub stop_timeout_ms: u64,
 }
 
 /// A variable that could not be used, with the reason.
@@ -186,6 +194,7 @@ impl Config {
             pool_size,
             connect_timeout_ms: number("CONNECT_TIMEOUT_MS", var("CONNECT_TIMEOUT_MS"), 1_000, 1)?,
             policy,
+            stop_timeout_ms: number("STOP_TIMEOUT_MS", var("STOP_TIMEOUT_MS"), 5_000, 0)?,
         })
     }
 }
@@ -280,6 +289,7 @@ mod tests {
         assert!(c.server_id.starts_with("payrelay-"));
         assert_eq!(c.pool_size, 64);
         assert_eq!(c.policy, Policy::default());
+        assert_eq!(c.stop_timeout_ms, 5_000);
     }
 
     #[test]
@@ -327,6 +337,8 @@ mod tests {
         assert_eq!((c.policy.min_give_up_ms, c.policy.max_give_up_ms), (300, 800));
         assert_eq!(config(&[("AUDIT_LAG_MS", "0")]).unwrap().policy.audit_lag_ms, 0);
         assert_eq!(config(&[("AUDIT_LAG_MS", "-1")]).unwrap_err().var, "AUDIT_LAG_MS");
+        assert_eq!(config(&[("STOP_TIMEOUT_MS", "0")]).unwrap().stop_timeout_ms, 0);
+        assert_eq!(config(&[("STOP_TIMEOUT_MS", "5s")]).unwrap_err().var, "STOP_TIMEOUT_MS");
         let c = config(&[(
             "PAYMENT_PROCESSOR_URL_DEFAULT",
             "http://payment-processor-default:8080/",

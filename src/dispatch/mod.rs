@@ -278,6 +278,8 @@ pub struct Dispatcher {
     stats: DispatchStats,
     /// The latest `now.mono_ms` passed in: a probe instant not after it has had its chance.
     now_mono_ms: u64,
+    /// Set by [`Dispatcher::begin_drain`]: the instance is stopping and sends nothing new.
+    draining: bool,
 }
 
 impl Dispatcher {
@@ -302,6 +304,7 @@ impl Dispatcher {
             adopted: Vec::new(),
             stats: DispatchStats::default(),
             now_mono_ms: 0,
+            draining: false,
         }
     }
 
@@ -366,11 +369,13 @@ impl Dispatcher {
             self.next_heartbeat_mono_ms = now.mono_ms + HEARTBEAT_EVERY_MS;
             self.read_shared_health(now);
         }
-        if now.mono_ms >= self.next_adopt_mono_ms {
+        if now.mono_ms >= self.next_adopt_mono_ms && !self.draining {
             self.adopt(now);
             self.next_adopt_mono_ms = now.mono_ms + ADOPT_EVERY_MS;
         }
-        self.poll_health(now);
+        if !self.draining {
+            self.poll_health(now);
+        }
         self.give_up_overdue(now);
         while self.delayed.peek().is_some_and(|d| d.0.due <= now.mono_ms) {
             let Some(Reverse(d)) = self.delayed.pop() else { break };
@@ -704,8 +709,11 @@ impl Dispatcher {
         }));
     }
 
-    /// Routes and sends everything that can go now.
+    /// Routes and sends everything that can go now (nothing while draining).
     fn pump(&mut self, now: Now) {
+        if self.draining {
+            return;
+        }
         for p in Processor::ALL {
             self.pump_pinned(now, p);
         }
@@ -842,6 +850,24 @@ impl Dispatcher {
             processor,
             call,
         });
+    }
+
+    // --- Clean stop (issue 16): the instance hands over only what no processor is working on.
+
+    /// The instance is stopping: from now on nothing new is sent (no payment, lookup or health
+    /// poll) and nothing is adopted, while the answers to the requests in flight are still
+    /// taken in and recorded through [`Dispatcher::completed`]. What is left unsent stays
+    /// owned until the instance unregisters, and is then adopted by another instance. There is
+    /// no way back: a stop is final.
+    pub fn begin_drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// True when no payment attempt or lookup awaits its answer: every request a processor
+    /// may act on has had its outcome recorded, so unregistering loses nothing. Health polls
+    /// do not count (an unpublished answer only costs the next poll slot).
+    pub fn drained(&self) -> bool {
+        self.processors.iter().all(|s| s.in_flight == 0 && s.lookups == 0)
     }
 }
 
