@@ -263,3 +263,51 @@ fn a_stop_that_outlasts_its_timeout_leaves_the_unanswered_to_the_next_instance()
     world.assert_each_stored_once(&acked);
     world.assert_agree("once settled");
 }
+
+#[test]
+fn a_stopping_instance_closes_idle_connections_and_answers_a_request_it_has_begun() {
+    let segment = temp_path("stop-conns.seg");
+    let port = free_port();
+    let mut a = start_backend(port, &segment, &[]);
+    let mut idle = connect(port);
+    idle.write_all(&get("/payments-summary")).unwrap();
+    assert_eq!(read_response(&mut idle, &mut Vec::new()).status, 200);
+    let mut busy = connect(port);
+    let payment = post(
+        "/payments",
+        r#"{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3","amount":19.90}"#,
+    );
+    let (head, tail) = payment.split_at(payment.len() - 10);
+    busy.write_all(head).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(a.child.id() as i32, libc::SIGTERM) };
+    // Waiting for nothing: closed at once, so a balancer stops choosing it.
+    assert!(
+        closed_by_peer(&mut idle),
+        "an idle connection stays open while stopping"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still accepting"
+    );
+    // Half-way through a request: it is answered, told the connection ends, and closed.
+    busy.write_all(tail).unwrap();
+    let r = read_response(&mut busy, &mut Vec::new());
+    assert_eq!(r.status, 202);
+    assert_eq!(r.header("connection").as_deref(), Some("close"));
+    assert!(closed_by_peer(&mut busy));
+    let status = loop {
+        if let Some(s) = a.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "still running after its connections closed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_file(&segment);
+}
