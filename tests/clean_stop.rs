@@ -2,7 +2,8 @@
 //! simulators; load goes to instance A only, which is then stopped. A clean stop records the
 //! answer to every request it had sent before it exits (so the books agree at once, with no
 //! payment stored at a processor and unrecorded), hands its unsent payments to B, exits within
-//! its stop timeout, and loses and duplicates nothing.
+//! its stop timeout, and loses and duplicates nothing. Also the connection side that nginx
+//! relies on: idle connections close at once, a request already begun is answered.
 
 mod util;
 
