@@ -194,6 +194,17 @@ impl Service for Api {
         Some(self.pipeline.next_deadline())
     }
 
+    /// Payments still arrive on connections in the middle of a request and are stored as
+    /// usual; nothing new goes to a processor, so what this instance leaves unsent is handed
+    /// over whole when it unregisters.
+    fn stop(&mut self, _cx: &mut Cx<'_>) {
+        self.pipeline.begin_drain();
+    }
+
+    fn drained(&self) -> bool {
+        self.pipeline.drained()
+    }
+
     fn timer(&mut self, cx: &mut Cx<'_>, key: u64) {
         let Some(retry) = self.retries.get_mut(key as usize).and_then(Option::take) else {
             return;

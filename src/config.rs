@@ -39,6 +39,9 @@ Configuration is read from the environment:
   PURGE_TOKEN                     when set, POST /purge-payments needs the header
                                   X-Purge-Token with this value (else 403); unset (the
                                   default, as the challenge's test expects): anyone may purge
+  STOP_TIMEOUT_MS                 on SIGTERM, wait up to this long for the answers to payments
+                                  and lookups already sent (default 5000; keep it below the
+                                  container's stop timeout, 10 s in docker); 0: stop at once
 
 Pipeline and routing:
   PROCESSOR_POOL_SIZE             keep-alive connections per processor from this instance, and
@@ -71,7 +74,10 @@ Pipeline and routing:
                                   default at least this slow is avoided while fallback is
                                   not, since audits would catch its stores; 0 disables
 
-Signals: SIGTERM or SIGINT close the listeners (removing unix socket files) and exit 0.
+Signals: SIGTERM or SIGINT close the listeners (removing unix socket files), answer the
+requests already received (with Connection: close), send nothing new to the processors, wait
+up to STOP_TIMEOUT_MS for the answers to what was sent and record them, then release this
+instance's payments to the other instances and exit 0. A second signal stops at once.
 ";
 
 /// Everything the backend binary needs to start.
@@ -101,6 +107,8 @@ pub struct Config {
     pub policy: Policy,
     /// The secret a purge must present (`X-Purge-Token`); `None`: purges are open.
     pub purge_token: Option<String>,
+    /// How long a stop waits for answers from the processors.
+    pub stop_timeout_ms: u64,
 }
 
 /// A variable that could not be used, with the reason.
@@ -204,6 +212,7 @@ impl Config {
             connect_timeout_ms: number("CONNECT_TIMEOUT_MS", var("CONNECT_TIMEOUT_MS"), 1_000, 1)?,
             policy,
             purge_token: var("PURGE_TOKEN"),
+            stop_timeout_ms: number("STOP_TIMEOUT_MS", var("STOP_TIMEOUT_MS"), 5_000, 0)?,
         })
     }
 }
@@ -298,6 +307,7 @@ mod tests {
         assert!(c.server_id.starts_with("payrelay-"));
         assert_eq!(c.pool_size, 384);
         assert_eq!(c.policy, Policy::default());
+        assert_eq!(c.stop_timeout_ms, 5_000);
     }
 
     #[test]
@@ -352,6 +362,8 @@ mod tests {
         );
         assert_eq!(config(&[("QUIET_MS", "0")]).unwrap_err().var, "QUIET_MS");
         assert_eq!(config(&[("END_MISS", "1.5")]).unwrap_err().var, "END_MISS");
+        assert_eq!(config(&[("STOP_TIMEOUT_MS", "0")]).unwrap().stop_timeout_ms, 0);
+        assert_eq!(config(&[("STOP_TIMEOUT_MS", "5s")]).unwrap_err().var, "STOP_TIMEOUT_MS");
         let c = config(&[(
             "PAYMENT_PROCESSOR_URL_DEFAULT",
             "http://payment-processor-default:8080/",

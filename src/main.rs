@@ -58,13 +58,14 @@ fn main() -> ExitCode {
     let dispatcher = Dispatcher::new(segment.attach_again(), owner, config.policy);
     let api = Api::new(segment, Pipeline::new(dispatcher, upstream), config.server_id.clone())
         .with_purge_token(config.purge_token.clone());
-    let reactor = match Reactor::bind(&config.listen, config.limits, config.max_connections, api) {
+    let mut reactor = match Reactor::bind(&config.listen, config.limits, config.max_connections, api) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("payrelay: {e}");
             return ExitCode::FAILURE;
         }
     };
+    reactor.set_stop_timeout(config.stop_timeout_ms);
     let addrs: Vec<String> = config.listen.iter().map(ToString::to_string).collect();
     eprintln!(
         "payrelay {}: listening on {}, segment {}",
@@ -74,9 +75,25 @@ fn main() -> ExitCode {
     );
     match reactor.run() {
         Ok(api) => {
-            // Payments still owned become adoptable by the other instances at once.
-            api.pipeline().dispatcher().segment().unregister_owner(owner);
-            eprintln!("payrelay {}: stopped", config.server_id);
+            let dispatcher = api.pipeline().dispatcher();
+            let stats = dispatcher.stats();
+            let unanswered: u64 = stats.processors.iter().map(|p| p.in_flight).sum();
+            let unsent = stats.fresh + stats.pinned + stats.delayed;
+            // Payments still owned become adoptable by the other instances at once; those
+            // whose answer never came are looked up where they were sent.
+            dispatcher.segment().unregister_owner(owner);
+            if unanswered == 0 {
+                eprintln!(
+                    "payrelay {}: stopped: every answer in; {unsent} unsent payments handed over",
+                    config.server_id
+                );
+            } else {
+                eprintln!(
+                    "payrelay {}: stopped: {unanswered} payments still unanswered (looked up by the \
+                     next instance); {unsent} unsent payments handed over",
+                    config.server_id
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

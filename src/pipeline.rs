@@ -62,6 +62,17 @@ impl Pipeline {
         self.settle(registry, now);
     }
 
+    /// The instance is stopping: nothing new is sent, answers still on their way are
+    /// recorded ([`Dispatcher::begin_drain`]).
+    pub fn begin_drain(&mut self) {
+        self.dispatcher.begin_drain();
+    }
+
+    /// True once no payment or lookup awaits its answer ([`Dispatcher::drained`]).
+    pub fn drained(&self) -> bool {
+        self.dispatcher.drained()
+    }
+
     /// The earliest monotonic instant at which [`Pipeline::turn`] has work.
     pub fn next_deadline(&self) -> u64 {
         let d = self.dispatcher.next_deadline();

@@ -208,6 +208,16 @@ pub trait Service {
     fn next_deadline(&self) -> Option<u64> {
         None
     }
+
+    /// The loop was asked to stop (with a stop timeout, [`Reactor::set_stop_timeout`]) and
+    /// has closed its listeners: take on no new work, finish what is under way.
+    fn stop(&mut self, _cx: &mut Cx<'_>) {}
+
+    /// Whether the work under way when [`Service::stop`] was called has ended; the stopping
+    /// loop ends once this holds and every connection has closed, or at the stop timeout.
+    fn drained(&self) -> bool {
+        true
+    }
 }
 
 /// Client connections by index, each stored with its generation; freed indices are reused.
@@ -315,6 +325,10 @@ pub struct Reactor<S: Service> {
     max_connections: usize,
     next_sweep_ms: u64,
     stopper: Stopper,
+    /// How long a stop may wait for connections and the service to finish; 0: not at all.
+    stop_timeout_ms: u64,
+    /// Set once a stop was asked: the monotonic instant at which the loop ends regardless.
+    stop_deadline_ms: Option<u64>,
     service: S,
 }
 
@@ -359,6 +373,8 @@ impl<S: Service> Reactor<S> {
             max_connections,
             next_sweep_ms: 0,
             stopper,
+            stop_timeout_ms: 0,
+            stop_deadline_ms: None,
             service,
         })
     }
@@ -376,12 +392,20 @@ impl<S: Service> Reactor<S> {
         self.stopper.clone()
     }
 
+    /// Lets a stop (SIGTERM, SIGINT, [`Stopper::stop`]) wait up to `ms` for the requests
+    /// being received or answered and for [`Service::drained`]; 0 (the default) ends the loop
+    /// at once. A second stop request ends it at once too.
+    pub fn set_stop_timeout(&mut self, ms: u64) {
+        self.stop_timeout_ms = ms;
+    }
+
     /// The service, for setup before [`Reactor::run`].
     pub fn service_mut(&mut self) -> &mut S {
         &mut self.service
     }
 
     /// Runs until SIGTERM or SIGINT, then closes the listeners (removing unix socket files),
+    /// lets the work under way finish within the stop timeout ([`Reactor::set_stop_timeout`]),
     /// flushes what can be flushed without waiting, and returns the service.
     pub fn run(mut self) -> io::Result<S> {
         let mut events = Events::with_capacity(1024);
@@ -395,6 +419,9 @@ impl<S: Service> Reactor<S> {
             if let Some(d) = self.service.next_deadline() {
                 wake = wake.min(d);
             }
+            if let Some(d) = self.stop_deadline_ms {
+                wake = wake.min(d);
+            }
             let timeout = wake.saturating_sub(now.mono_ms);
             match self.poll.poll(&mut events, Some(Duration::from_millis(timeout))) {
                 Ok(()) => {}
@@ -405,11 +432,20 @@ impl<S: Service> Reactor<S> {
             for event in events.iter() {
                 match event.token() {
                     SIGNALS | WAKER => {
-                        let signalled = event.token() == SIGNALS && self.signals.take();
-                        if signalled || self.stopper.flag.load(Ordering::Acquire) {
-                            self.listeners.clear();
-                            self.flush_all(now);
-                            return Ok(self.service);
+                        let asked = if event.token() == SIGNALS {
+                            self.signals.take()
+                        } else {
+                            // Acquire pairs with Stopper::stop's Release (see there); the swap
+                            // makes each stop() count once, so a second one ends a drain.
+                            self.stopper.flag.swap(false, Ordering::Acquire)
+                        };
+                        if asked {
+                            if self.stop_timeout_ms == 0 || self.stop_deadline_ms.is_some() {
+                                self.listeners.clear();
+                                self.flush_all(now);
+                                return Ok(self.service);
+                            }
+                            self.begin_stop(now);
                         }
                     }
                     Token(t) if (LISTENER_BASE..CONN_BASE).contains(&t) => self.accept(t - LISTENER_BASE, now),
@@ -459,6 +495,38 @@ impl<S: Service> Reactor<S> {
                 {
                     self.drive(r.index as usize, now, false, true);
                 }
+            }
+            if let Some(deadline) = self.stop_deadline_ms {
+                if (self.conns.live == 0 && self.service.drained()) || now.mono_ms >= deadline {
+                    self.flush_all(now);
+                    return Ok(self.service);
+                }
+            }
+        }
+    }
+
+    /// The first stop request, with a stop timeout: no new connection (the listeners close
+    /// and unix socket files go, so a balancer's next connect fails at once and goes to
+    /// another instance), the service stops taking work, and each connection either closes
+    /// now or answers the request it is in the middle of and then closes.
+    fn begin_stop(&mut self, now: Now) {
+        self.listeners.clear();
+        self.stop_deadline_ms = Some(now.mono_ms + self.stop_timeout_ms);
+        {
+            let mut cx = Cx {
+                now,
+                timers: &mut self.timers,
+                conns: &mut self.conns,
+                registry: self.poll.registry(),
+            };
+            self.service.stop(&mut cx);
+        }
+        for index in 0..self.conns.entries.len() {
+            if let Some((r, mut conn)) = self.conns.take(index) {
+                conn.stop();
+                self.conns.put_back(r, conn);
+                // A request may sit in the socket unannounced yet: read it and answer it.
+                self.drive(index, now, true, false);
             }
         }
     }

@@ -86,6 +86,10 @@ impl Default for ConnLimits {
 enum Phase {
     /// Reading requests and answering them.
     Serving,
+    /// The loop is stopping: the request whose bytes have arrived is still answered, with
+    /// `Connection: close` so that the client (nginx) sends nothing more here, then the
+    /// connection finishes. With nothing received, it closes at once.
+    Stopping,
     /// The service answers the current request later; framing is paused. `close` remembers
     /// that the request asked to close the connection after its answer.
     Awaiting { close: bool },
@@ -190,7 +194,10 @@ impl Conn {
                 return false;
             }
             // Framing consumed bytes from a full buffer: the socket may hold more.
-            read = self.unread && !self.peer_done && !self.rbuf.is_full() && self.phase == Phase::Serving;
+            read = self.unread
+                && !self.peer_done
+                && !self.rbuf.is_full()
+                && matches!(self.phase, Phase::Serving | Phase::Stopping);
             if !read {
                 break;
             }
@@ -201,7 +208,10 @@ impl Conn {
     /// Frames and answers buffered requests until one is incomplete, deferred or fatal, or
     /// until enough answers wait to be written.
     fn serve<S: Service>(&mut self, cx: &mut Cx<'_>, service: &mut S, me: ConnRef) {
-        while self.phase == Phase::Serving && !self.rbuf.is_empty() && self.wbuf.pending() < WRITE_HIGH_WATER {
+        while matches!(self.phase, Phase::Serving | Phase::Stopping)
+            && !self.rbuf.is_empty()
+            && self.wbuf.pending() < WRITE_HIGH_WATER
+        {
             let bytes = self.rbuf.bytes();
             match self.need {
                 Some(Need::Total(total)) if bytes.len() < total => return,
@@ -214,8 +224,13 @@ impl Conn {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let (used, reply, keep_alive) = match parse_request(bytes, &mut headers) {
                 Parse::Complete(req, used) => {
+                    let start = self.wbuf.out().len();
                     let reply = service.request(cx, me, &req, self.wbuf.out());
-                    (used, reply, req.keep_alive)
+                    let stopping = self.phase == Phase::Stopping;
+                    if stopping && req.keep_alive && reply == Reply::Now {
+                        announce_close(self.wbuf.out(), start);
+                    }
+                    (used, reply, req.keep_alive && !stopping)
                 }
                 Parse::Partial(need) => {
                     self.need = Some(need);
@@ -266,7 +281,22 @@ impl Conn {
             // The peer will send nothing more: whatever partial request remains can never
             // complete, so close once the answers are out.
             Phase::Serving => !self.peer_done || self.wbuf.pending() > 0,
+            // Only a request already begun is waited for.
+            Phase::Stopping => self.wbuf.pending() > 0 || (!self.rbuf.is_empty() && !self.peer_done),
         }
+    }
+
+    /// The loop is stopping: a connection waiting for nothing closes, one in the middle of a
+    /// request answers it and then closes (see [`Phase::Stopping`]), one waiting for a
+    /// deferred answer closes after it. Takes effect at the next [`Conn::on_ready`], which
+    /// the caller runs at once with `readable` set, so that a request already in the socket
+    /// is read and answered rather than cut off.
+    pub fn stop(&mut self) {
+        self.phase = match self.phase {
+            Phase::Serving => Phase::Stopping,
+            Phase::Awaiting { .. } => Phase::Awaiting { close: true },
+            other => other,
+        };
     }
 
     /// Appends a deferred answer and returns to serving (or finishing, when the request asked
@@ -292,7 +322,7 @@ impl Conn {
         match self.phase {
             Phase::Awaiting { .. } => true,
             Phase::Finishing => quiet < self.limits.request_timeout_ms,
-            Phase::Serving if self.wbuf.pending() > 0 || !self.rbuf.is_empty() => {
+            Phase::Serving | Phase::Stopping if self.wbuf.pending() > 0 || !self.rbuf.is_empty() => {
                 if quiet < self.limits.request_timeout_ms {
                     return true;
                 }
@@ -309,6 +339,39 @@ impl Conn {
                 false
             }
             Phase::Serving => quiet < self.limits.idle_timeout_ms,
+            Phase::Stopping => false,
         }
+    }
+}
+
+/// Adds `Connection: close` to the response that starts at `start` in `out`, right after its
+/// status line (the position no header depends on). A response with no status line there is
+/// left alone.
+fn announce_close(out: &mut Vec<u8>, start: usize) {
+    const HEADER: &[u8] = b"Connection: close\r\n";
+    if let Some(eol) = out[start..].windows(2).position(|w| w == b"\r\n") {
+        let at = start + eol + 2;
+        out.splice(at..at, HEADER.iter().copied());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announce_close_goes_after_the_status_line_of_the_last_response() {
+        let mut out = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec();
+        let start = out.len();
+        out.extend_from_slice(response::ACCEPTED);
+        announce_close(&mut out, start);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        let mut nothing = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        let end = nothing.len();
+        announce_close(&mut nothing, end);
+        assert_eq!(nothing, b"HTTP/1.1 200 OK\r\n\r\n");
     }
 }

@@ -425,8 +425,9 @@ fn summary_windows_are_inclusive_and_fees_print_like_dotnet() {
     assert_eq!(q("12:00:00.000", "12:00:01.000"), body("29.90", 2, "4.4850"));
     assert_eq!(q("12:00:01.000", "12:00:02.000"), body("10.02", 2, "1.5030"));
     assert_eq!(q("12:00:00.001", "12:00:00.999"), body("0", 0, "0.00"));
-    assert_eq!(q("12:00:02.001", ""), body("5", 1, "0.75"));
-    assert_eq!(q("", "11:59:59.999"), body("0", 0, "0.00"));
+    // A lone bound filters nothing, as in the official processor.
+    assert_eq!(q("12:00:02.001", ""), body("34.92", 4, "5.2380"));
+    assert_eq!(q("", "11:59:59.999"), body("34.92", 4, "5.2380"));
     assert_eq!(q("12:00:02.000", "12:00:01.000"), body("0", 0, "0.00"));
     let b = sim.send(&get(&format!("/payments/{}", id(2))));
     assert_eq!(
@@ -590,4 +591,35 @@ fn help_lists_every_variable_and_bad_config_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TRANSACTION_FEE"));
+}
+
+/// As the official processor: the admin summary filters by `requestedAt` only when both
+/// `from` and `to` are given; a lone bound still has to parse, and is then ignored.
+#[test]
+fn the_admin_summary_sums_everything_unless_both_bounds_are_given() {
+    let sim = sim(&[]);
+    assert_eq!(
+        sim.send(&payment(&id(1), "10.00", "2025-07-15T12:00:00.000Z")).status,
+        200
+    );
+    assert_eq!(
+        sim.send(&payment(&id(2), "20.00", "2025-07-15T13:00:00.000Z")).status,
+        200
+    );
+    let count = |query: &str| {
+        let body = summary(&sim, query);
+        body.split("\"totalRequests\":")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(count("?from=2025-07-15T12:30:00.000Z&to=2025-07-15T14:00:00.000Z"), "1");
+    assert_eq!(count("?from=2025-07-15T12:30:00.000Z"), "2");
+    assert_eq!(count("?to=2025-07-15T12:30:00.000Z"), "2");
+    assert_eq!(count("?from=2030-01-01T00:00:00.000Z"), "2");
+    let bad = sim.send(&admin("GET", "/admin/payments-summary?from=yesterday", "123", ""));
+    assert_eq!(bad.status, 400);
 }

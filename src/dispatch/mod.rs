@@ -333,6 +333,8 @@ pub struct Dispatcher {
     /// Debug builds: the claims with a request in flight, to assert at most one per claim.
     #[cfg(debug_assertions)]
     flying: std::collections::HashSet<Claim>,
+    /// Set by [`Dispatcher::begin_drain`]: the instance is stopping and sends nothing new.
+    draining: bool,
 }
 
 /// What this instance sees of the load: when the run began, when the last payment came, and
@@ -394,6 +396,7 @@ impl Dispatcher {
             inflow: Inflow::default(),
             #[cfg(debug_assertions)]
             flying: std::collections::HashSet::new(),
+            draining: false,
         }
     }
 
@@ -470,7 +473,10 @@ impl Dispatcher {
             }
             self.live_owners = live;
         }
-        if self.lap_left > 0 {
+        if self.draining {
+            // A stopping instance takes nothing new (and keeps its deadline ahead of now).
+            self.next_adopt_mono_ms = now.mono_ms + ADOPT_EVERY_MS;
+        } else if self.lap_left > 0 {
             let budget = LAP_BUDGET.min(self.lap_left);
             self.adopt(now, budget);
             self.lap_left -= budget;
@@ -480,7 +486,9 @@ impl Dispatcher {
             self.adopt(now, ADOPT_BUDGET);
             self.next_adopt_mono_ms = now.mono_ms + ADOPT_EVERY_MS;
         }
-        self.poll_health(now);
+        if !self.draining {
+            self.poll_health(now);
+        }
         self.give_up_overdue(now);
         while self.delayed.peek().is_some_and(|d| d.0.due <= now.mono_ms) {
             let Some(Reverse(d)) = self.delayed.pop() else { break };
@@ -881,8 +889,11 @@ impl Dispatcher {
         }));
     }
 
-    /// Routes and sends everything that can go now.
+    /// Routes and sends everything that can go now (nothing while draining).
     fn pump(&mut self, now: Now) {
+        if self.draining {
+            return;
+        }
         for p in Processor::ALL {
             self.pump_pinned(now, p);
         }
@@ -1042,6 +1053,26 @@ impl Dispatcher {
             processor,
             call,
         });
+    }
+
+    // --- Clean stop (issue 16): the instance hands over only what no processor is working on.
+
+    /// The instance is stopping: from now on nothing new is sent (no payment, lookup or health
+    /// poll) and nothing is adopted, while the answers to the requests in flight are still
+    /// taken in and recorded through [`Dispatcher::completed`]. What is left unsent stays
+    /// owned until the instance unregisters, and is then adopted by another instance. There is
+    /// no way back: a stop is final.
+    pub fn begin_drain(&mut self) {
+        self.draining = true;
+        // A lap would only adopt what this instance is about to hand over.
+        self.lap_left = 0;
+    }
+
+    /// True when no payment attempt or lookup awaits its answer: every request a processor
+    /// may act on has had its outcome recorded, so unregistering loses nothing. Health polls
+    /// do not count (an unpublished answer only costs the next poll slot).
+    pub fn drained(&self) -> bool {
+        self.processors.iter().all(|s| s.in_flight == 0 && s.lookups == 0)
     }
 }
 

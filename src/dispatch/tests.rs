@@ -1385,3 +1385,76 @@ fn a_422_to_a_first_attempt_after_the_payment_was_taken_is_ours() {
     a.answer(at(OWNER_STALE_MS + 200), first[0], 422);
     a.assert_done(slot, p, stamp);
 }
+
+/// Issue 16, a clean stop: once draining, nothing new leaves (no payment, lookup, health poll
+/// or adoption) while the answers already on their way are still recorded; `drained` turns
+/// true only when no payment or lookup awaits an answer. What was left unsent is then taken
+/// over by another instance once this one unregisters.
+#[test]
+fn a_draining_dispatcher_records_answers_in_flight_and_sends_nothing_new() {
+    let mut r = rig(Policy::default());
+    r.d.tick(at(0));
+    let _ = r.actions(at(0));
+    let slots = [r.accept(at(10), 1), r.accept(at(10), 2), r.accept(at(10), 3)];
+    let sent = r.actions(at(10));
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    // The third is lost after it was written: pinned to default, to be looked up later.
+    r.fail(at(20), sent[2], true);
+    // A dead instance's payment, adoptable by anyone but a draining instance.
+    let dead = r.segment.register_owner(T0 as u64).unwrap();
+    assert!(matches!(
+        r.segment.insert_claimed(&id(9), 1990, T0 as u64, dead),
+        Insert::Inserted(_)
+    ));
+    r.d.begin_drain();
+    assert!(!r.d.drained(), "two payments are in flight");
+    // Accepted while draining (a request already on its way to this instance): kept, not sent.
+    let late = r.accept(at(30), 4);
+    assert_eq!(r.d.poll_action(), None);
+    let me = r.d.owner().0;
+    assert!(matches!(r.state(late), SlotState::InFlight { owner, .. } if owner == me));
+    r.answer(at(40), sent[0], 200);
+    r.assert_done(slots[0], Processor::Default, T0 as u64 + 10);
+    assert!(!r.d.drained(), "one payment is still in flight");
+    // Past the backoff of the third, the staleness of the dead owner and a health interval,
+    // but before the second is given up: still nothing new.
+    for t in (100..=9_900).step_by(100) {
+        r.d.tick(at(t));
+        assert_eq!(r.d.poll_action(), None, "sent something while draining, at {t} ms");
+    }
+    assert_eq!(r.d.stats().adopted, 0);
+    // A refusal is recorded (nothing stored), not retried.
+    r.answer(at(9_950), sent[1], 500);
+    assert_eq!(r.d.poll_action(), None);
+    assert!(r.d.drained());
+    for t in (10_000..=20_000).step_by(100) {
+        r.d.tick(at(t));
+        assert_eq!(r.d.poll_action(), None, "sent something once drained, at {t} ms");
+    }
+    // Unregistered, its unsettled payments (2 and 3, sent to default; 4, never sent; and the
+    // orphan) go to the next instance: looked up where they were sent, or sent afresh.
+    r.segment.unregister_owner(r.d.owner());
+    let owner_b = r.segment.register_owner(T0 as u64 + 20_100).unwrap();
+    let mut b = Dispatcher::new(r.segment.attach_again(), owner_b, Policy::default());
+    let mut asked = std::collections::HashSet::new();
+    for t in (20_100..=40_000).step_by(100) {
+        b.tick(at(t));
+        for a in actions_with_health(&mut b, at(t), [(false, 0), (false, 0)]) {
+            match a {
+                Action::Send {
+                    call: Call::Lookup { id } | Call::Payment { id, .. },
+                    ..
+                } => {
+                    asked.insert(id.0[0]);
+                }
+                Action::Send { .. } | Action::Cancel { .. } => {}
+            }
+        }
+    }
+    assert_eq!(
+        asked,
+        std::collections::HashSet::from([2, 3, 4, 9]),
+        "what the next instance took over"
+    );
+    assert_eq!(b.stats().adopted, 4);
+}

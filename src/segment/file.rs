@@ -77,6 +77,9 @@ impl Drop for Mapping {
     }
 }
 
+/// Read and write for the owner only: the payments are no one else's business.
+const SEGMENT_MODE: u32 = 0o600;
+
 /// How a file was found by [`map_file`].
 pub(crate) enum Opened {
     /// The file was new (or an interrupted creation): it is sized and zeroed, and the caller
@@ -120,8 +123,10 @@ impl Drop for FileLock {
 ///
 /// Creation and the header check happen under an exclusive `flock`, so of two processes
 /// racing, one creates and initialises (while holding the lock, see [`Opened::Fresh`]) and
-/// the other then attaches to the finished file. The file mode is forced to 0o666 so another
-/// user can attach. An existing file must carry the magic, [`VERSION`], the same capacity and
+/// the other then attaches to the finished file. The file is created 0o600 (and an existing
+/// one of ours narrowed to it): only the instances' own user may map it, never another
+/// service that mounts the same volume (nginx's workers reach the sockets, separate files
+/// with their own mode). An existing file must carry the magic, [`VERSION`], the same capacity and
 /// the exact size; a file of exactly the right size whose magic and version are zero is an
 /// interrupted creation and is initialised again.
 pub(crate) fn map_file(path: &Path, capacity: u32) -> Result<Opened, SegmentError> {
@@ -131,12 +136,12 @@ pub(crate) fn map_file(path: &Path, capacity: u32) -> Result<Opened, SegmentErro
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o666)
+        .mode(SEGMENT_MODE)
         .open(path)
         .map_err(io_err)?;
-    // The umask usually strips group/other write; restore it. A file created by another user
-    // cannot be chmod-ed by us, but then that user already did it (and our open succeeded).
-    if let Err(err) = file.set_permissions(Permissions::from_mode(0o666)) {
+    // A file left by an older version (0o666) is narrowed. One created by another user cannot
+    // be chmod-ed by us; our open succeeding means that user chose to share it.
+    if let Err(err) = file.set_permissions(Permissions::from_mode(SEGMENT_MODE)) {
         if err.kind() != io::ErrorKind::PermissionDenied {
             return Err(io_err(err));
         }
@@ -223,4 +228,26 @@ fn check_identity(path: &Path, id: &Identity, size: u64, capacity: u32, expected
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_segment_file_is_readable_and_writable_by_its_owner_only() {
+        let path = std::env::temp_dir().join(format!("payrelay-mode-{}.seg", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        drop(map_file(&path, 1024).unwrap());
+        assert_eq!(mode_of(&path), 0o600);
+        // A file an older version made 0o666 is narrowed when attached to.
+        std::fs::set_permissions(&path, Permissions::from_mode(0o666)).unwrap();
+        drop(map_file(&path, 1024).unwrap());
+        assert_eq!(mode_of(&path), 0o600);
+        std::fs::remove_file(&path).unwrap();
+    }
 }

@@ -232,7 +232,7 @@ impl Summary {
 }
 
 impl Segment {
-    /// Creates the segment file at `path` (sized, initialised, mode 0o666) if it is absent,
+    /// Creates the segment file at `path` (sized, initialised, mode 0o600) if it is absent,
     /// or attaches to the existing one after checking its magic, version, capacity and size.
     ///
     /// `capacity` is the number of payment slots: a power of two from 1 024 to 2^28. Every

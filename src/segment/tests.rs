@@ -157,8 +157,8 @@ fn open_creates_then_attaches_and_reopens() {
     assert_eq!(meta.len(), Regions::for_capacity(1024).len as u64);
     assert_eq!(
         meta.permissions().mode() & 0o777,
-        0o666,
-        "another user must be able to attach"
+        0o600,
+        "only the instances' own user may map the payments"
     );
     assert_eq!((first.capacity(), first.epoch(), first.live_count()), (1024, 1, 0));
 

@@ -20,7 +20,7 @@ use crate::http::{response, Method, Request, Status};
 use crate::payment::{parse_processor_payment, parse_uuid, read_object, PaymentError, Uuid};
 use crate::reactor::{ConnRef, Cx, Reply, Service};
 use crate::time::{write_iso_ms, ISO_MS_LEN};
-use crate::window::parse_window;
+use crate::window::{parse_window, Window};
 
 /// The only timer key this service arms: "the model has something due".
 const DEADLINE_TIMER: u64 = 1;
@@ -452,7 +452,7 @@ impl SimService {
         if !self.state.token_matches(token) {
             return Writer::empty(out, Status::UNAUTHORIZED, b"", close);
         }
-        let s = self.state.summary(&window);
+        let s = self.state.summary(&admin_window(window));
         let body = &mut self.writer.body;
         body.extend_from_slice(br#"{"totalAmount":"#);
         s.total_amount.write(body);
@@ -556,6 +556,17 @@ impl Service for SimService {
 }
 
 /// The path as routing sees it: one trailing `/` (not the root's) dropped.
+/// The window the official processor's admin summary applies: it filters only when both `from`
+/// and `to` are given and sums everything otherwise (a lone bound is parsed, so a bad one is
+/// still a 400, and then ignored). Our own `GET /payments-summary` honours a lone bound.
+fn admin_window(window: Window) -> Window {
+    if window.from_ms.is_some() && window.to_ms.is_some() {
+        window
+    } else {
+        Window::default()
+    }
+}
+
 fn route_path(path: &[u8]) -> &[u8] {
     match path {
         [rest @ .., b'/'] if !rest.is_empty() => rest,
@@ -809,6 +820,28 @@ mod tests {
         assert!(!check(Some("text/plain")));
         assert!(!check(Some("+json")));
         assert!(!check(None));
+    }
+
+    #[test]
+    fn the_admin_summary_filters_only_when_both_bounds_are_given() {
+        let both = Window {
+            from_ms: Some(1_000),
+            to_ms: Some(2_000),
+        };
+        assert_eq!(admin_window(both), both);
+        for lone in [
+            Window {
+                from_ms: Some(1_000),
+                to_ms: None,
+            },
+            Window {
+                from_ms: None,
+                to_ms: Some(2_000),
+            },
+            Window::default(),
+        ] {
+            assert_eq!(admin_window(lone), Window::default(), "{lone:?}");
+        }
     }
 
     #[test]

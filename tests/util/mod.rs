@@ -195,6 +195,16 @@ pub fn wait_for_port(port: u16, secs: u64) {
 /// Starts the backend binary listening on `port` (and the extra `LISTEN` entries) with the
 /// given segment, and waits until it answers.
 pub fn start_backend(port: u16, segment: &Path, extra_env: &[(&str, &str)]) -> Proc {
+    spawn_backend(port, segment, extra_env, Stdio::inherit())
+}
+
+/// As [`start_backend`], with stderr piped, so a test may read what it reported after it
+/// exited (it writes a few lines only, so the pipe never fills).
+pub fn start_backend_piped(port: u16, segment: &Path, extra_env: &[(&str, &str)]) -> Proc {
+    spawn_backend(port, segment, extra_env, Stdio::piped())
+}
+
+fn spawn_backend(port: u16, segment: &Path, extra_env: &[(&str, &str)], stderr: Stdio) -> Proc {
     let mut cmd = Command::new(bin("payrelay"));
     cmd.env("LISTEN", format!("127.0.0.1:{port}"))
         .env("SHARED_MEMORY_PATH", segment)
@@ -205,7 +215,7 @@ pub fn start_backend(port: u16, segment: &Path, extra_env: &[(&str, &str)]) -> P
         .env("PAYMENT_PROCESSOR_URL_FALLBACK", "http://127.0.0.1:1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(stderr);
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
