@@ -83,6 +83,7 @@ impl Row {
         s.max_unrecorded_ms = s.max_unrecorded_ms.max(r.max_unrecorded_ms);
         s.audit_exposed += r.audit_exposed;
         s.purges_skipped += r.purges_skipped;
+        s.purged_pending += r.purged_pending;
         s.sim_ms += r.sim_ms;
         s.steps += r.steps;
     }

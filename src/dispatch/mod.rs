@@ -937,6 +937,12 @@ impl Dispatcher {
                 self.send_payment(now, p, pending, true);
             } else if !retry && state.lookups < LOOKUP_LIMIT {
                 self.pinned[i].pop_front();
+                if self.segment.epoch() != u64::from(pending.claim.payment.epoch) {
+                    // Purged: nothing left to resolve, and what a lookup found now would be
+                    // the next payment of that id.
+                    self.stats.dropped += 1;
+                    continue;
+                }
                 self.processors[i].lookups += 1;
                 let timeout = self.policy.give_up_ms(0);
                 self.send(

@@ -159,6 +159,9 @@ pub enum Change {
     Stall(usize, u64),
     /// `POST /purge-payments` (and the processors' admin purge) at the next quiet moment.
     Purge,
+    /// The same while our instances are busy, at the first moment no processor holds a
+    /// payment request (requests and answers may be on the network).
+    PurgeAnytime,
 }
 
 /// A burst of client payments: `count` of them at `per_s` per second from `start_ms`.
@@ -312,7 +315,7 @@ impl Schedule {
             Class::Crash => with_background(Ingredient::Crash, &mut rng),
             Class::Stall => with_background(Ingredient::Stall, &mut rng),
             Class::Duplicates => with_background(Ingredient::Duplicates, &mut rng),
-            Class::Purge => vec![Ingredient::Purge],
+            Class::Purge => with_background(Ingredient::Purge, &mut rng),
             // Instances die or stall while payments bounce between failing processors with
             // long delays: adopters meet attempts made by others, on either processor.
             Class::Takeover => vec![Ingredient::Takeover],
@@ -579,7 +582,35 @@ impl Schedule {
             }
             Ingredient::Purge => {
                 let at = rng.range(run / 3, run * 2 / 3);
-                self.at(at, Change::Purge);
+                if rng.chance(0.5) {
+                    self.at(at, Change::Purge);
+                } else {
+                    // Mid-load (issue 15): a burst meets a failing default or lossy
+                    // connections, so payments are held, backing off, pinned and on the wire
+                    // when the purge comes; some of their ids are posted again after it and
+                    // take the same slots.
+                    let a = rng.range(run / 4, run / 2);
+                    self.bursts.push(Burst {
+                        start_ms: a,
+                        per_s: rng.range(200, 500),
+                        count: rng.range(100, 300),
+                    });
+                    if rng.chance(0.6) {
+                        self.at(a, Change::Failure(Processor::Default, true));
+                        self.at(a + rng.range(5 * S, 20 * S), Change::Failure(Processor::Default, false));
+                    }
+                    if rng.chance(0.5) {
+                        let lossy = NetFaults {
+                            lost: rng.unit() * 0.2,
+                            reset_during: rng.unit() * 0.2,
+                            ..NetFaults::NONE
+                        };
+                        self.at(a, Change::Faults(lossy));
+                        self.at(a + 10 * S, Change::Faults(NetFaults::NONE));
+                    }
+                    self.repost_share = self.repost_share.max(0.2);
+                    self.at(a + rng.range(200, 3 * S), Change::PurgeAnytime);
+                }
             }
             Ingredient::SteadyLoad => {
                 // As k6 does: payments every few ms per instance until the load stops, the
@@ -675,6 +706,7 @@ impl fmt::Display for Schedule {
                 Change::Restart(i) => format!("instance {i} restarts"),
                 Change::Stall(i, ms) => format!("instance {i} stalls for {ms} ms"),
                 Change::Purge => "purge at the next quiet moment".to_string(),
+                Change::PurgeAnytime => "purge while busy (no payment inside a processor)".to_string(),
             };
             writeln!(f, "  {:>9.3} s  {what}", *at as f64 / 1e3)?;
         }

@@ -43,9 +43,10 @@ use super::schedule::{Change, Class, NetFaults, Schedule};
 pub const T0: i64 = 1_752_150_896_000;
 /// How long before an audit its window ends (SPEC §4).
 pub const AUDIT_LAG_MS: u64 = 1_500;
-/// Segment slots: the smallest allowed, room for 768 live payments per epoch. Every instance
-/// scans all of it for orphans every 100 ms, so it sets much of the cost of a seed.
-const CAPACITY: u32 = 1024;
+/// Segment slots: room for 1 536 live payments per epoch (a seed sends at most ~1 000 in one).
+/// Every instance scans all of it for orphans every 100 ms, so it sets much of the cost of a
+/// seed.
+const CAPACITY: u32 = 2048;
 /// Fees as the processors charge them (percent).
 pub const FEE_PERCENT: [u64; 2] = [5, 15];
 /// How often our summary is compared with the processors' books over a random window.
@@ -101,6 +102,9 @@ struct Wire {
     replied: bool,
     /// Its failure reached the caller (`ResetDuring`).
     reset: bool,
+    /// The purges before it was sent: one sent before a purge is about a payment that purge
+    /// erased.
+    epoch: u32,
 }
 
 /// A client's `POST /payments`.
@@ -177,6 +181,8 @@ pub struct Report {
     /// between that audit's two reads (ours, then the processor's).
     pub audit_exposed: u64,
     pub purges_skipped: u64,
+    /// Payments not yet done when a purge erased them (a purge while busy).
+    pub purged_pending: u64,
     pub sim_ms: u64,
     pub steps: u64,
     /// A hash of every action performed, to check that a seed replays exactly.
@@ -206,6 +212,11 @@ pub struct World<'a> {
     unreachable: [bool; 2],
     foreign: [(u64, Option<u64>); 2],
     purge_pending: Option<u64>,
+    /// A purge that does not wait for our instances to be quiet, only for the processors to
+    /// hold no payment request (since: ms).
+    purge_anytime_pending: Option<u64>,
+    /// Purges so far.
+    epoch: u32,
     next_summary: u64,
     next_sweep: u64,
     next_audit: u64,
@@ -296,6 +307,8 @@ impl<'a> World<'a> {
             unreachable: [false; 2],
             foreign: [(0, None); 2],
             purge_pending: None,
+            purge_anytime_pending: None,
+            epoch: 0,
             next_summary: SUMMARY_EVERY_MS,
             next_sweep: SWEEP_EVERY_MS,
             next_audit: AUDIT_EVERY_MS,
@@ -446,6 +459,15 @@ impl<'a> World<'a> {
             self.next_sweep = t + SWEEP_EVERY_MS;
             self.sweep();
         }
+        if let Some(since) = self.purge_anytime_pending {
+            if self.processors.iter().all(|p| p.in_progress() == 0 && p.queued() == 0) {
+                self.purge_anytime();
+                self.purge_anytime_pending = None;
+            } else if t >= since + PURGE_PATIENCE_MS {
+                self.report.purges_skipped += 1;
+                self.purge_anytime_pending = None;
+            }
+        }
         if let Some(since) = self.purge_pending {
             if self.quiet() {
                 self.purge_now();
@@ -477,6 +499,7 @@ impl<'a> World<'a> {
                     interested: false,
                     replied: false,
                     reset: false,
+                    epoch: self.epoch,
                 });
                 self.reach_processor(id);
                 if let Some(every) = every {
@@ -574,6 +597,11 @@ impl<'a> World<'a> {
                 let inst = &mut self.instances[i];
                 if inst.dispatcher.is_some() && inst.stalled_until.is_none() {
                     inst.stalled_until = Some(self.now + ms);
+                }
+            }
+            Change::PurgeAnytime => {
+                if self.purge_anytime_pending.is_none() {
+                    self.purge_anytime_pending = Some(self.now);
                 }
             }
             Change::Purge => {
@@ -851,6 +879,7 @@ impl<'a> World<'a> {
             interested: true,
             replied: false,
             reset: false,
+            epoch: self.epoch,
         });
         self.by_request.insert((i, generation, request), wire);
         let at = self.now + self.latency();
@@ -879,6 +908,14 @@ impl<'a> World<'a> {
         let w = self.wires[&wire];
         let p = w.processor;
         let now = self.now;
+        if w.epoch < self.epoch && matches!(w.call, Call::Payment { .. }) {
+            // Sent before a purge that emptied the processors: its connection went with them.
+            // (The harness keeps the books of one epoch; a processor storing an erased
+            // payment into the next would be no fault of ours.)
+            self.trace(format_args!("wire {wire} from before the purge: reset"));
+            self.reply(wire, Outcome::Failed { written: true });
+            return;
+        }
         match w.call {
             Call::Payment {
                 id,
@@ -1092,6 +1129,12 @@ impl<'a> World<'a> {
                 outcome,
             },
         );
+        if w.epoch < self.epoch {
+            // About a payment the purge erased: it must change nothing of the new epoch's,
+            // which the next sweep checks (a payment done that no processor stored).
+            self.settle(i);
+            return;
+        }
         match (w.call, outcome) {
             (
                 Call::Payment {
@@ -1362,8 +1405,42 @@ impl<'a> World<'a> {
             && self.wires.values().all(|w| matches!(w.call, Call::Health))
     }
 
+    /// A purge while our instances hold, back off, resolve and send payments (issue 15): the
+    /// processors hold no payment request at this instant, but requests may be on their way
+    /// to them (reset on arrival) and answers on their way back (delivered, and checked to
+    /// change nothing of the new epoch).
+    fn purge_anytime(&mut self) {
+        let on_wire = self.wires.values().filter(|w| !matches!(w.call, Call::Health)).count();
+        self.trace(format_args!(
+            "purge while busy: {} payments not done, {on_wire} requests or answers on the network",
+            self.not_done
+        ));
+        self.epoch += 1;
+        self.segment.purge();
+        for p in &mut self.processors {
+            p.purge();
+        }
+        for pay in &self.pays {
+            match pay.done {
+                Some((p, _)) => {
+                    self.retired.done_at_end[p.index()] += 1;
+                    self.retired.done_cents_at_end[p.index()] += pay.cents;
+                }
+                None => self.report.purged_pending += 1,
+            }
+        }
+        self.pays.clear();
+        self.index.clear();
+        self.not_done = 0;
+        self.stored.clear();
+        self.unrecorded.clear();
+        self.stamps.clear();
+        self.live.clear();
+    }
+
     fn purge_now(&mut self) {
         self.trace(format_args!("purge"));
+        self.epoch += 1;
         self.segment.purge();
         for p in &mut self.processors {
             p.purge();
