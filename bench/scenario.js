@@ -12,8 +12,12 @@
 // SCHEDULE: published (the table in SPEC.md §4), slow-default (default at 3 s per payment for
 // most of the run), long-outage (default failing from 10 s to 55 s), flapping (default and
 // fallback failing in turn every 10 s), tail-outage (default failing from 40 s to the end),
-// both-slow (both at 300-1200 ms all run, never failing), or fast-flapping (default and
-// fallback failing in turn every 3 s). Loopback only.
+// both-slow (both at 300-1200 ms all run, never failing), fast-flapping (default and
+// fallback failing in turn every 3 s), or long-run (300 s, 600 VUs: default slow at 2 s per
+// payment for 90 s, then failing for 2 min; meant for fees of 7%/10%, which are the
+// processors' and the instances' business: scripts/bench-scenario sets them). Every schedule
+// runs 60 s with 550 VUs unless SCHEDULE_OPTIONS says otherwise; DURATION_S and MAX_REQUESTS
+// override both. Loopback only.
 import http from 'k6/http';
 import { sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
@@ -21,11 +25,16 @@ import { uuidv4 } from './uuid.js';
 
 const BACKEND = __ENV.BACKEND || 'http://127.0.0.1:9999';
 const PROCESSORS = { default: __ENV.DEFAULT || 'http://127.0.0.1:8001', fallback: __ENV.FALLBACK || 'http://127.0.0.1:8002' };
-const MAX_REQUESTS = parseInt(__ENV.MAX_REQUESTS || '550', 10);
 const AMOUNT = parseFloat(__ENV.AMOUNT || '19.90');
 const TOKEN = __ENV.TOKEN || '123';
 const SCHEDULE = __ENV.SCHEDULE || 'published';
-const DURATION_S = 60;
+// Schedules whose run is not the published one's 60 s with 550 virtual users.
+const SCHEDULE_OPTIONS = {
+  'long-run': { durationS: 300, vus: 600 },
+};
+const OPTS = SCHEDULE_OPTIONS[SCHEDULE] || {};
+const DURATION_S = parseInt(__ENV.DURATION_S || OPTS.durationS || '60', 10);
+const MAX_REQUESTS = parseInt(__ENV.MAX_REQUESTS || OPTS.vus || '550', 10);
 
 const SCHEDULES = {
   // [from second, default {delay, failure}, fallback {delay, failure}]
@@ -81,6 +90,15 @@ const SCHEDULES = {
     [0, k % 2 === 1],
     [0, k % 2 === 0 && k > 0],
   ]),
+  // 300 s (SCHEDULE_OPTIONS): default slow (2 s per payment, never failing) for 90 s, back for
+  // 30 s, then failing for 2 min, back for the last 30 s; fallback works throughout.
+  'long-run': [
+    [1, [0, false], [0, false]],
+    [30, [2000, false], [0, false]],
+    [120, [0, false], [0, false]],
+    [150, [0, true], [0, false]],
+    [270, [0, false], [0, false]],
+  ],
 };
 
 const requested = new Counter('payments_requested');
@@ -166,7 +184,8 @@ export function audit() {
 
 export function finish() {
   const now = Date.now();
-  const from = new Date(now - 70000).toISOString();
+  // The published run's final read covers its last 70 s: the whole run plus 10 s.
+  const from = new Date(now - (DURATION_S + 10) * 1000).toISOString();
   const to = new Date(now).toISOString();
   const { ours, theirs } = books(from, to);
   // scripts/bench-scenario reads this line and computes the score from it.
@@ -179,6 +198,8 @@ export function handleSummary(data) {
   const p99 = m.backend_latency ? m.backend_latency.values['p(99)'] : 0;
   const result = {
     schedule: SCHEDULE,
+    duration_s: DURATION_S,
+    max_vus: MAX_REQUESTS,
     requested: count('payments_requested'),
     accepted: count('payments_accepted'),
     inconsistencies: count('inconsistencies'),
