@@ -35,7 +35,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use crate::payment::{Cents, Processor, Uuid};
-use crate::segment::{AttemptError, Claim, Claimed, HealthReport, LiveOwners, OwnerId, PaymentRef, Segment, SlotId};
+use crate::segment::{AttemptError, Claim, Claimed, HealthReport, LiveOwners, OwnerId, PaymentRef, Segment};
 use crate::timer::Now;
 use crate::upstream::{Call, Completion, Outcome, RequestId};
 
@@ -321,7 +321,7 @@ pub struct Dispatcher {
     next_heartbeat_mono_ms: u64,
     next_adopt_mono_ms: u64,
     adopt_cursor: u32,
-    adopted: Vec<(SlotId, Claimed)>,
+    adopted: Vec<Claimed>,
     /// The owners alive at the last look: one of them missing at the next starts a lap.
     live_owners: LiveOwners,
     /// Slots left in the current full-table lap (0: none running).
@@ -342,7 +342,7 @@ pub struct Dispatcher {
 #[derive(Clone, Copy, Debug, Default)]
 struct Inflow {
     /// The segment's purge epoch when the run began.
-    epoch: u64,
+    epoch: u32,
     run_started_ms: u64,
     /// Wall and monotonic time of the latest accepted payment (`None`: none yet).
     last_wall_ms: Option<u64>,
@@ -352,7 +352,7 @@ struct Inflow {
 
 impl Inflow {
     /// A payment was accepted at `now`, in purge epoch `epoch`.
-    fn accepted(&mut self, now: Now, epoch: u64) {
+    fn accepted(&mut self, now: Now, epoch: u32) {
         let at = wall(now);
         match self.last_wall_ms {
             Some(last) if epoch == self.epoch && at.saturating_sub(last) < RUN_BREAK_MS => {
@@ -419,7 +419,7 @@ impl Dispatcher {
     /// routing queue.
     pub fn accepted(&mut self, now: Now, payment: PaymentRef, id: Uuid, cents: Cents) {
         self.now_mono_ms = self.now_mono_ms.max(now.mono_ms);
-        self.inflow.accepted(now, u64::from(payment.epoch));
+        self.inflow.accepted(now, payment.epoch);
         self.fresh
             .push_back(Pending::new(Claim::first(payment), id, cents, wall(now)));
         self.pump(now);
@@ -799,7 +799,7 @@ impl Dispatcher {
             &mut self.adopted,
         );
         for k in 0..self.adopted.len() {
-            let (_, claimed) = self.adopted[k];
+            let claimed = self.adopted[k];
             self.stats.adopted += 1;
             let pending = Pending::new(claimed.claim, claimed.id, claimed.cents, claimed.accepted_at_ms);
             // The segment records the processor of the latest attempt: the only one that may

@@ -1197,7 +1197,7 @@ fn a_copy_from_before_an_adoption_stays_dead_when_its_owner_adopts_the_payment_b
     b.segment()
         .adopt(owner_b, T0 as u64 + t_b, OWNER_STALE_MS, 0, 0, 1024, &mut adopted);
     assert_eq!(adopted.len(), 1);
-    let b_claim = adopted[0].1.claim;
+    let b_claim = adopted[0].claim;
     b.segment()
         .begin_attempt(b_claim, owner_b, Processor::Fallback, T0 as u64 + t_b)
         .unwrap();
@@ -1457,4 +1457,22 @@ fn a_draining_dispatcher_records_answers_in_flight_and_sends_nothing_new() {
         "what the next instance took over"
     );
     assert_eq!(b.stats().adopted, 4);
+}
+
+/// A payment pinned for resolution when a purge comes is dropped before its lookup: nothing
+/// is left to resolve, and what a lookup found would be the next payment of that id.
+#[test]
+fn a_purged_payment_pinned_for_resolution_is_not_looked_up() {
+    let mut r = rig(Policy::default());
+    r.d.tick(at(0));
+    r.accept(at(0), 1);
+    let first = r.actions(at(0));
+    r.fail(at(10), first[0], true); // ambiguous: pinned to default, looked up later
+    r.segment.purge();
+    for t in (100..30_000).step_by(100) {
+        r.d.tick(at(t));
+        let sent = r.actions(at(t));
+        assert!(sent.is_empty(), "sent {sent:?} at {t} ms for a purged payment");
+    }
+    assert_eq!(r.d.stats().dropped, 1);
 }

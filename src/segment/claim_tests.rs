@@ -13,8 +13,8 @@ use super::*;
 /// Heartbeat staleness bound used by these tests (ms).
 const STALE: u64 = 1_000;
 
-fn claimed_slots(out: &[(SlotId, Claimed)]) -> Vec<u32> {
-    let mut slots: Vec<u32> = out.iter().map(|(slot, _)| slot.0).collect();
+fn claimed_slots(out: &[Claimed]) -> Vec<u32> {
+    let mut slots: Vec<u32> = out.iter().map(|c| c.claim.slot().0).collect();
     slots.sort_unstable();
     slots
 }
@@ -168,7 +168,7 @@ fn an_exit_is_noticed_at_once_and_a_stall_only_after_the_bound() {
     let mut out = Vec::new();
     b.adopt(owner_b, T0 + 1, STALE, u64::MAX, 0, 1024, &mut out);
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].1.claim.payment, x);
+    assert_eq!(out[0].claim.payment, x);
 }
 
 #[test]
@@ -310,7 +310,8 @@ fn adopt_takes_old_queued_payments_and_leaves_young_ones() {
     let mut expected: Vec<u32> = old.iter().map(|s| s.0).collect();
     expected.sort_unstable();
     assert_eq!(claimed_slots(&out), expected);
-    for (slot, claimed) in &out {
+    for claimed in &out {
+        let slot = &claimed.claim.slot();
         let n = (0..10).find(|&n| old[n as usize] == *slot).unwrap();
         assert_eq!(
             *claimed,
@@ -368,7 +369,8 @@ fn adopt_takes_a_stale_owners_payments_with_their_stamps() {
     let mut expected: Vec<u32> = dead_slots.iter().map(|s| s.0).collect();
     expected.sort_unstable();
     assert_eq!(claimed_slots(&out), expected, "the dead owner's, not the live one's");
-    for (slot, claimed) in &out {
+    for claimed in &out {
+        let slot = &claimed.claim.slot();
         let (stamps, last) = if *slot == dead_slots[3] {
             ([None, Some(T0 + 7)], Some(Processor::Fallback))
         } else {
@@ -413,7 +415,7 @@ fn the_latest_attempt_is_recorded_and_handed_to_the_adopter_whatever_the_stamps_
     let mut out = Vec::new();
     segment.adopt(c, T0 + 7, STALE, 0, 0, 1024, &mut out);
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].1.last_attempt, Some(Processor::Default));
+    assert_eq!(out[0].last_attempt, Some(Processor::Default));
     // Never attempted: nothing recorded.
     let fresh = inserted(segment.insert_claimed(&uuid(2), 5, T0, c));
     assert_eq!(segment.claim(fresh, c, T0, STALE).unwrap().last_attempt, None);
@@ -432,7 +434,7 @@ fn adopt_respects_budget_and_wraps_its_cursor() {
     let mut out = Vec::new();
     let cursor = segment.adopt(a, T0 + 10, STALE, 0, 1_000, 100, &mut out);
     assert_eq!(cursor, 76, "1000..1024 then 0..76");
-    assert!(out.iter().all(|(slot, _)| slot.0 >= 1_000 || slot.0 < 76));
+    assert!(out.iter().all(|c| c.claim.slot().0 >= 1_000 || c.claim.slot().0 < 76));
     let first = out.len();
     // Cursors beyond the capacity wrap too; laps of 100 cover every slot once.
     let mut cursor = cursor + 1024 * 3;
@@ -963,7 +965,7 @@ fn every_change_of_owner_bumps_the_generation_and_only_the_newest_claim_may_send
     let mut out = Vec::new();
     segment.adopt(a, T0 + 4 * STALE, STALE, 0, 0, 1024, &mut out);
     assert_eq!(out.len(), 1);
-    let back = out[0].1;
+    let back = out[0];
     assert_eq!(back.claim.generation, 2);
     assert_eq!(back.last_attempt, Some(Processor::Fallback));
     assert_eq!(held(&segment, x.slot), back.claim);
@@ -976,4 +978,25 @@ fn every_change_of_owner_bumps_the_generation_and_only_the_newest_claim_may_send
     assert!(segment
         .begin_attempt(back.claim, a, Processor::Fallback, T0 + 4 * STALE)
         .is_ok());
+}
+
+#[test]
+fn mark_done_as_records_the_processors_amount_and_refuses_one_beyond_the_largest() {
+    let segment = Segment::anonymous(1024).unwrap();
+    let a = segment.register_owner(T0).unwrap();
+    let Insert::Inserted(x) = segment.insert_claimed(&uuid(1), 100, T0, a) else {
+        panic!()
+    };
+    assert_eq!(
+        segment.mark_done_as(x, Processor::Default, T0, Some(crate::payment::MAX_CENTS + 1)),
+        Err(DoneError::AmountOutOfRange)
+    );
+    assert!(matches!(
+        segment.view(x.slot).unwrap().state,
+        SlotState::InFlight { .. }
+    ));
+    segment.mark_done_as(x, Processor::Default, T0, Some(777)).unwrap();
+    assert_eq!(segment.view(x.slot).unwrap().cents, 777);
+    let totals = segment.summary(None, None).of(Processor::Default);
+    assert_eq!((totals.count, totals.cents), (1, 777));
 }

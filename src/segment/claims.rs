@@ -79,7 +79,7 @@ use crate::payment::{Cents, Processor, Uuid};
 
 use super::layout::{
     aux_generation, aux_last_attempt, aux_owner, in_flight_aux, pack_stamp, read_stamp, stamp_time, state, Ctrl, Slot,
-    Stamp, MAX_TIME_MS,
+    Stamp, GENERATION_MASK, MAX_TIME_MS,
 };
 use super::table::Key;
 use super::{Claim, Insert, OwnerId, PaymentRef, Segment, SlotId};
@@ -184,13 +184,23 @@ fn last_attempt_of(word: u64) -> Option<Processor> {
 }
 
 /// The claim generation recorded in a `ctrl` word (0 unless `IN_FLIGHT`).
-fn generation_of(word: u64) -> u16 {
+pub(super) fn generation_of(word: u64) -> u16 {
     let ctrl = Ctrl::decode(word);
     if ctrl.state == state::IN_FLIGHT {
         aux_generation(ctrl.aux)
     } else {
         0
     }
+}
+
+/// True when a `ctrl` word says `owner` holds the payment under `claim`: same epoch, in
+/// flight, same owner, same generation.
+fn held_by(word: u64, claim: Claim, owner: OwnerId) -> bool {
+    let ctrl = Ctrl::decode(word);
+    ctrl.epoch == claim.payment.epoch
+        && ctrl.state == state::IN_FLIGHT
+        && aux_owner(ctrl.aux) == owner.0
+        && aux_generation(ctrl.aux) == claim.generation & GENERATION_MASK
 }
 
 /// The error of an attempt whose payment's `ctrl` reads `word` and is not ours.
@@ -248,8 +258,8 @@ impl Segment {
 
     /// Scans at most `budget` slots from `cursor` (wrapping) for payments that need an owner:
     /// `QUEUED` and accepted at least `min_age_ms` before `now_ms`, or `IN_FLIGHT` with an
-    /// owner stale at `now_ms`. Claims each for `owner` and pushes it to `out`; returns the
-    /// cursor where the next scan should start.
+    /// owner stale at `now_ms`. Claims each for `owner` and pushes it to `out` (its slot is in
+    /// [`Claimed::claim`]); returns the cursor where the next scan should start.
     ///
     /// Costs one look at the owners ([`Segment::live_owners`]) per call, then one Acquire load
     /// of `ctrl` (a plain load on x86) per slot that needs nothing. A slot that moves while it
@@ -263,7 +273,7 @@ impl Segment {
         min_age_ms: u64,
         cursor: u32,
         budget: u32,
-        out: &mut Vec<(SlotId, Claimed)>,
+        out: &mut Vec<Claimed>,
     ) -> u32 {
         let slots = self.slots();
         let mask = self.capacity - 1;
@@ -296,7 +306,7 @@ impl Segment {
             }
             if let Some(mine) = self.take(raw, word, epoch, owner) {
                 if let Some(claimed) = self.claimed(raw, here, mine, epoch) {
-                    out.push((here, claimed));
+                    out.push(claimed);
                 }
             }
         }
@@ -369,17 +379,10 @@ impl Segment {
         if self.current_epoch() != epoch {
             return Err(AttemptError::NotLive);
         }
-        let ours = |word: u64| {
-            let ctrl = Ctrl::decode(word);
-            ctrl.epoch == epoch
-                && ctrl.state == state::IN_FLIGHT
-                && aux_owner(ctrl.aux) == owner.0
-                && aux_generation(ctrl.aux) == claim.generation & super::layout::GENERATION_MASK
-        };
         // Acquire: a cheap early refusal, so a payment lost long ago gets no stamp; the
         // decisive check is R1 after the stamp.
         let word = raw.ctrl.load(Ordering::Acquire);
-        if !ours(word) {
+        if !held_by(word, claim, owner) {
             return Err(attempt_error(word, epoch));
         }
         let stamp = &raw.requested_at[processor.index()];
@@ -427,15 +430,10 @@ impl Segment {
 
     /// True when `owner` still holds the payment under `claim` (nobody took it since).
     pub fn holds(&self, claim: Claim, owner: OwnerId) -> bool {
-        let Some(raw) = self.slots().get(claim.slot().0 as usize) else {
-            return false;
-        };
         // Acquire: as every read of a payment's ctrl.
-        let ctrl = Ctrl::decode(raw.ctrl.load(Ordering::Acquire));
-        ctrl.epoch == claim.payment.epoch
-            && ctrl.state == state::IN_FLIGHT
-            && aux_owner(ctrl.aux) == owner.0
-            && aux_generation(ctrl.aux) == claim.generation & super::layout::GENERATION_MASK
+        self.slots()
+            .get(claim.slot().0 as usize)
+            .is_some_and(|raw| held_by(raw.ctrl.load(Ordering::Acquire), claim, owner))
     }
 
     /// Counts the current epoch's payments: the live count, less the done ones as the time

@@ -131,9 +131,9 @@ impl Segment {
         }
     }
 
-    /// Records that `owner` is alive at `now_ms`: one CAS of its entry (one load and nothing
-    /// else when the entry was taken over by a newer instance, whose word must not be
-    /// touched). Called every ~100 ms by each instance.
+    /// Records that `owner` is alive at `now_ms`: one CAS of its entry (nothing when it has
+    /// unregistered; while it holds the entry's lock nobody else takes the entry). Called
+    /// every ~100 ms by each instance.
     pub fn heartbeat(&self, owner: OwnerId, now_ms: u64) {
         let Some((k, word)) = self.find_owner(owner.0) else {
             return; // unregistered
@@ -152,9 +152,14 @@ impl Segment {
     /// its entry was taken over after its exit), nobody holds its entry's lock (it exited), or
     /// its heartbeat is more than `stale_ms` older than `now_ms` (stopped or stalled).
     pub fn owner_is_stale(&self, owner: OwnerId, now_ms: u64, stale_ms: u64) -> bool {
-        self.find_owner(owner.0).map_or(true, |(k, word)| {
-            is_stale(word, now_ms, stale_ms) || !self.witness.is_held(k)
-        })
+        self.find_owner(owner.0)
+            .map_or(true, |(k, word)| !self.entry_alive(k, word, now_ms, stale_ms))
+    }
+
+    /// Whether the owner in entry `k`, whose word reads `word`, is alive at `now_ms`: its
+    /// heartbeat fresh and its lock held (module doc).
+    fn entry_alive(&self, k: usize, word: u64, now_ms: u64, stale_ms: u64) -> bool {
+        !is_stale(word, now_ms, stale_ms) && self.witness.is_held(k)
     }
 
     /// Every owner alive at `now_ms` (module doc): one lock query per registered entry.
@@ -164,7 +169,7 @@ impl Segment {
             // Relaxed: a liveness hint (module doc).
             let word = entry.word.load(Ordering::Relaxed);
             let id = owner_id_of(word);
-            if id != 0 && !is_stale(word, now_ms, stale_ms) && self.witness.is_held(k) {
+            if id != 0 && self.entry_alive(k, word, now_ms, stale_ms) {
                 live.ids[live.len] = id;
                 live.len += 1;
             }

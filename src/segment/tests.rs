@@ -86,15 +86,9 @@ pub(super) fn held(segment: &Segment, slot: SlotId) -> Claim {
         .slots()
         .get(slot.0 as usize)
         .map_or(0, |raw| raw.ctrl.load(Ordering::Acquire));
-    let ctrl = Ctrl::decode(word);
-    let generation = if ctrl.state == state::IN_FLIGHT {
-        super::layout::aux_generation(ctrl.aux)
-    } else {
-        0
-    };
     Claim {
         payment: payment(segment, slot),
-        generation,
+        generation: super::claims::generation_of(word),
     }
 }
 
