@@ -453,39 +453,19 @@ impl<S: Service> Reactor<S> {
                         self.conn_event(t - CONN_BASE, now, readable(event), event.is_writable())
                     }
                     token => {
-                        let mut cx = Cx {
-                            now,
-                            timers: &mut self.timers,
-                            conns: &mut self.conns,
-                            registry: self.poll.registry(),
-                        };
-                        self.service
-                            .io_event(&mut cx, token, readable(event), event.is_writable());
+                        let (readable, writable) = (readable(event), event.is_writable());
+                        self.with_service(now, |service, cx| service.io_event(cx, token, readable, writable));
                     }
                 }
             }
             while let Some(key) = self.timers.pop_due(now.mono_ms) {
-                let mut cx = Cx {
-                    now,
-                    timers: &mut self.timers,
-                    conns: &mut self.conns,
-                    registry: self.poll.registry(),
-                };
-                self.service.timer(&mut cx, key);
+                self.with_service(now, |service, cx| service.timer(cx, key));
             }
             if now.mono_ms >= self.next_sweep_ms {
                 self.sweep(now);
                 self.next_sweep_ms = now.mono_ms + SWEEP_EVERY_MS;
             }
-            {
-                let mut cx = Cx {
-                    now,
-                    timers: &mut self.timers,
-                    conns: &mut self.conns,
-                    registry: self.poll.registry(),
-                };
-                self.service.before_sleep(&mut cx);
-            }
+            self.with_service(now, |service, cx| service.before_sleep(cx));
             while let Some(r) = self.conns.resumed.pop() {
                 if self
                     .conns
@@ -512,15 +492,7 @@ impl<S: Service> Reactor<S> {
     fn begin_stop(&mut self, now: Now) {
         self.listeners.clear();
         self.stop_deadline_ms = Some(now.mono_ms + self.stop_timeout_ms);
-        {
-            let mut cx = Cx {
-                now,
-                timers: &mut self.timers,
-                conns: &mut self.conns,
-                registry: self.poll.registry(),
-            };
-            self.service.stop(&mut cx);
-        }
+        self.with_service(now, |service, cx| service.stop(cx));
         for index in 0..self.conns.entries.len() {
             if let Some((r, mut conn)) = self.conns.take(index) {
                 conn.stop();
@@ -576,16 +548,20 @@ impl<S: Service> Reactor<S> {
         let Some((r, mut conn)) = self.conns.take(index) else {
             return;
         };
-        let keep = {
-            let mut cx = Cx {
-                now,
-                timers: &mut self.timers,
-                conns: &mut self.conns,
-                registry: self.poll.registry(),
-            };
-            conn.on_ready(&mut cx, &mut self.service, r, readable, writable)
-        };
+        let keep = self.with_service(now, |service, cx| conn.on_ready(cx, service, r, readable, writable));
         self.finish(r, conn, keep);
+    }
+
+    /// Runs `f` with the service and a context over the loop's timers, connections and
+    /// registry: every call into the service goes through here.
+    fn with_service<R>(&mut self, now: Now, f: impl FnOnce(&mut S, &mut Cx<'_>) -> R) -> R {
+        let mut cx = Cx {
+            now,
+            timers: &mut self.timers,
+            conns: &mut self.conns,
+            registry: self.poll.registry(),
+        };
+        f(&mut self.service, &mut cx)
     }
 
     fn finish(&mut self, r: ConnRef, mut conn: Conn, keep: bool) {
