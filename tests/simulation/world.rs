@@ -1415,6 +1415,18 @@ impl<'a> World<'a> {
             "purge while busy: {} payments not done, {on_wire} requests or answers on the network",
             self.not_done
         ));
+        self.purge();
+    }
+
+    fn purge_now(&mut self) {
+        self.trace(format_args!("purge"));
+        self.purge();
+    }
+
+    /// Purges the segment and the processors and closes the epoch's books for the report:
+    /// what was done counts as done at the end, what was not as purged (none after a quiet
+    /// wait).
+    fn purge(&mut self) {
         self.epoch += 1;
         self.segment.purge();
         for p in &mut self.processors {
@@ -1427,29 +1439,6 @@ impl<'a> World<'a> {
                     self.retired.done_cents_at_end[p.index()] += pay.cents;
                 }
                 None => self.report.purged_pending += 1,
-            }
-        }
-        self.pays.clear();
-        self.index.clear();
-        self.not_done = 0;
-        self.stored.clear();
-        self.unrecorded.clear();
-        self.stamps.clear();
-        self.live.clear();
-    }
-
-    fn purge_now(&mut self) {
-        self.trace(format_args!("purge"));
-        self.epoch += 1;
-        self.segment.purge();
-        for p in &mut self.processors {
-            p.purge();
-        }
-        // Close the epoch's books for the report (everything in it is done: it was quiet).
-        for pay in &self.pays {
-            if let Some((p, _)) = pay.done {
-                self.retired.done_at_end[p.index()] += 1;
-                self.retired.done_cents_at_end[p.index()] += pay.cents;
             }
         }
         self.pays.clear();
