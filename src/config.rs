@@ -162,8 +162,10 @@ impl Config {
             "http://127.0.0.1:8002",
         )?;
         let defaults = ConnLimits::default();
-        let pool_size = number("PROCESSOR_POOL_SIZE", var("PROCESSOR_POOL_SIZE"), 384, 1)? as usize;
         let base = Policy::default();
+        // One connection per request in flight: the policy's limit is the pool's default size.
+        let default_pool = base.in_flight_limit[0] as u64;
+        let pool_size = number("PROCESSOR_POOL_SIZE", var("PROCESSOR_POOL_SIZE"), default_pool, 1)? as usize;
         let policy = Policy {
             fees: [
                 fraction("FEE_DEFAULT", var("FEE_DEFAULT"), base.fees[0])?,
