@@ -24,21 +24,11 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod buf;
-pub mod cli;
-pub mod config;
+pub mod app;
+pub mod base;
 pub mod dispatch;
 pub mod http;
-pub mod payment;
-pub mod pipeline;
-pub mod processor_api;
-pub mod reactor;
+pub mod net;
 pub mod segment;
-pub mod server;
 pub mod sim;
-pub mod sys;
-pub mod time;
-pub mod timer;
 pub mod upstream;
-pub mod window;

@@ -2,14 +2,14 @@
 
 use std::process::ExitCode;
 
-use payrelay::api::Api;
-use payrelay::cli::{invocation, Invocation};
-use payrelay::config::{Config, HELP};
+use payrelay::app::cli::{invocation, Invocation};
+use payrelay::app::config::{Config, HELP};
+use payrelay::app::pipeline::Pipeline;
+use payrelay::app::routes::Api;
+use payrelay::base::clock::Clock;
 use payrelay::dispatch::Dispatcher;
-use payrelay::pipeline::Pipeline;
-use payrelay::reactor::{Reactor, SERVICE_TOKEN_BASE};
+use payrelay::net::event_loop::{Reactor, SERVICE_TOKEN_BASE};
 use payrelay::segment::Segment;
-use payrelay::timer::Clock;
 use payrelay::upstream::{Upstream, UpstreamConfig};
 
 fn main() -> ExitCode {
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
 /// address) for a summary and exits 0 when it answers 200 within two seconds. Made for
 /// container healthchecks in exec form: a scratch image has no shell and no curl.
 fn check() -> ExitCode {
-    use payrelay::reactor::ListenAddr;
+    use payrelay::net::event_loop::ListenAddr;
     use std::io::{Read, Write};
     use std::time::Duration;
 

@@ -13,8 +13,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use payrelay::http::{response, Method, Request, Status};
-use payrelay::reactor::{ConnRef, Cx, ListenAddr, Reactor, Reply, Service, Stopper};
-use payrelay::server::ConnLimits;
+use payrelay::net::conn::ConnLimits;
+use payrelay::net::event_loop::{ConnRef, Cx, ListenAddr, Reactor, Reply, Service, Stopper};
 use util::*;
 
 /// `POST /echo` answers its body; `GET /later?<ms>` answers after that many ms from a timer;

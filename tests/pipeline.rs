@@ -244,8 +244,8 @@ fn load(apis: [u16; 2], tag: u64, n: u64, clients: u64, cents: u64) -> Vec<Strin
 }
 
 fn iso(ms: i64) -> String {
-    let mut b = [0u8; payrelay::time::ISO_MS_LEN];
-    payrelay::time::write_iso_ms(ms, &mut b);
+    let mut b = [0u8; payrelay::base::iso8601::ISO_MS_LEN];
+    payrelay::base::iso8601::write_iso_ms(ms, &mut b);
     String::from_utf8(b.to_vec()).unwrap()
 }
 

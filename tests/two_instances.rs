@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
-use payrelay::payment::{parse_uuid, Processor};
+use payrelay::base::payment::{parse_uuid, Processor};
 use payrelay::segment::Segment;
 use util::*;
 
@@ -133,13 +133,13 @@ fn both_instances_answer_the_same_exact_summary() {
     ];
     for (from, to) in windows {
         let mut query = String::from("?");
-        let mut iso = [0u8; payrelay::time::ISO_MS_LEN];
+        let mut iso = [0u8; payrelay::base::iso8601::ISO_MS_LEN];
         if let Some(f) = from {
-            payrelay::time::write_iso_ms(f, &mut iso);
+            payrelay::base::iso8601::write_iso_ms(f, &mut iso);
             query += &format!("from={}&", std::str::from_utf8(&iso).unwrap());
         }
         if let Some(t) = to {
-            payrelay::time::write_iso_ms(t, &mut iso);
+            payrelay::base::iso8601::write_iso_ms(t, &mut iso);
             query += &format!("to={}", std::str::from_utf8(&iso).unwrap().replace(':', "%3A"));
         }
         let expect = |which: Processor| {

@@ -10,9 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
-use payrelay::payment::{parse_uuid, Processor, Uuid};
-use payrelay::processor_api::HealthAnswer;
-use payrelay::timer::{Clock, Now};
+use payrelay::base::clock::{Clock, Now};
+use payrelay::base::payment::{parse_uuid, Processor, Uuid};
+use payrelay::upstream::wire::HealthAnswer;
 use payrelay::upstream::{Call, Completion, Outcome, RequestId, Upstream, UpstreamConfig};
 
 const TOKEN_BASE: usize = 1 << 20;
@@ -529,7 +529,7 @@ fn connect_timeout_fails_unsent() {
     // A listener whose accept queue is full (backlog 0, never accepting) leaves further
     // handshakes unanswered: the kernel drops their SYNs.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    payrelay::sys::widen_backlog(listener.as_raw_fd(), 0).unwrap();
+    payrelay::net::sys::widen_backlog(listener.as_raw_fd(), 0).unwrap();
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
     while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use payrelay::time::{parse_iso_ms, write_iso_ms, Round, ISO_MS_LEN, MAX_ISO_MS};
+use payrelay::base::iso8601::{parse_iso_ms, write_iso_ms, Round, ISO_MS_LEN, MAX_ISO_MS};
 
 fuzz_target!(|text: &[u8]| {
     let up = parse_iso_ms(text, Round::Up);

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use payrelay::time::{parse_iso_ms, write_iso_ms, Round, ISO_MS_LEN, MAX_ISO_MS, MIN_ISO_MS};
-use payrelay::window::parse_window;
+use payrelay::base::iso8601::{parse_iso_ms, write_iso_ms, Round, ISO_MS_LEN, MAX_ISO_MS, MIN_ISO_MS};
+use payrelay::base::window::parse_window;
 
 fuzz_target!(|query: &[u8]| {
     let Ok(window) = parse_window(query) else {

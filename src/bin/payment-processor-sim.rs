@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-use payrelay::cli::{invocation, Invocation};
-use payrelay::reactor::Reactor;
+use payrelay::app::cli::{invocation, Invocation};
+use payrelay::net::event_loop::Reactor;
 use payrelay::sim::config::{SimConfig, HELP};
 use payrelay::sim::SimService;
 

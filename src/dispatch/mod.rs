@@ -34,9 +34,9 @@ mod stats;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-use crate::payment::{Cents, Processor, Uuid};
+use crate::base::clock::Now;
+use crate::base::payment::{Cents, Processor, Uuid};
 use crate::segment::{AttemptError, Claim, Claimed, HealthReport, LiveOwners, OwnerId, PaymentRef, Segment};
-use crate::timer::Now;
 use crate::upstream::{Call, Completion, Outcome, RequestId};
 
 pub use policy::{Health, Policy, Route};

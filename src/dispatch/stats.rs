@@ -1,7 +1,7 @@
 //! Counters and gauges of a dispatcher, and their JSON for `GET /stats`.
 
 use super::policy::Health;
-use crate::payment::Processor;
+use crate::base::payment::Processor;
 
 /// What happened with one processor, as seen by one instance.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -711,7 +711,7 @@ fn actions_with_health(d: &mut Dispatcher, now: Now, reports: [(bool, u32); 2]) 
                 status: if failing { 503 } else { 200 },
                 requested_at_ms: None,
                 amount_cents: None,
-                health: Some(crate::processor_api::HealthAnswer {
+                health: Some(crate::upstream::wire::HealthAnswer {
                     failing,
                     min_response_ms,
                 }),

@@ -16,7 +16,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::payment::Processor;
+use crate::base::payment::Processor;
 
 use super::layout::{pack_report, report_time, unpack_report, HealthSlot};
 use super::Segment;

@@ -15,7 +15,7 @@
 use std::mem::{align_of, size_of};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
-use crate::payment::Processor;
+use crate::base::payment::Processor;
 
 /// The first 8 bytes of every segment file.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"PAYRELAY");

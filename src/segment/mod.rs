@@ -55,7 +55,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::payment::{Cents, Processor, Uuid};
+use crate::base::payment::{Cents, Processor, Uuid};
 
 pub use claims::{AttemptError, Attempted, Census, ClaimError, Claimed};
 pub use error::SegmentError;

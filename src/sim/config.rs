@@ -5,9 +5,9 @@
 use super::decimal::Decimal;
 use super::model::ProcessorConfig;
 use super::service::{Framing, ServiceOptions};
-use crate::config::parse_listen;
-use crate::reactor::ListenAddr;
-use crate::server::ConnLimits;
+use crate::app::config::parse_listen;
+use crate::net::conn::ConnLimits;
+use crate::net::event_loop::ListenAddr;
 
 /// The `--help` text: every variable, its default, its meaning.
 pub const HELP: &str = "\

@@ -15,8 +15,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use super::decimal::Decimal;
 use super::health::{Admit, HealthLimiter};
-use crate::payment::{PaymentError, ProcessorPayment, ScaledAmount, Uuid};
-use crate::window::Window;
+use crate::base::payment::{PaymentError, ProcessorPayment, ScaledAmount, Uuid};
+use crate::base::window::Window;
 
 /// Settings, with the official processor's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -428,7 +428,7 @@ impl<T> ProcessorState<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payment::parse_uuid;
+    use crate::base::payment::parse_uuid;
 
     fn id(n: u8) -> Uuid {
         Uuid([n; 16])

@@ -16,11 +16,11 @@ use std::collections::HashSet;
 
 use super::decimal::Decimal;
 use super::model::{Answer, HealthAnswer, PaymentOutcome, ProcessorConfig, ProcessorState, Unreadable};
+use crate::base::iso8601::{write_iso_ms, ISO_MS_LEN};
+use crate::base::payment::{parse_processor_payment, parse_uuid, read_object, PaymentError, Uuid};
+use crate::base::window::{parse_window, Window};
 use crate::http::{response, Method, Request, Status};
-use crate::payment::{parse_processor_payment, parse_uuid, read_object, PaymentError, Uuid};
-use crate::reactor::{ConnRef, Cx, Reply, Service};
-use crate::time::{write_iso_ms, ISO_MS_LEN};
-use crate::window::{parse_window, Window};
+use crate::net::event_loop::{ConnRef, Cx, Reply, Service};
 
 /// The only timer key this service arms: "the model has something due".
 const DEADLINE_TIMER: u64 = 1;
@@ -744,7 +744,7 @@ mod tests {
             (b"2025-07-15T12:34:56.120Z", "2025-07-15T12:34:56.12"),
             (b"2025-07-15T12:34:56.789Z", "2025-07-15T12:34:56.789"),
         ] {
-            let ms = crate::time::parse_iso_ms(text, crate::time::Round::Down).unwrap();
+            let ms = crate::base::iso8601::parse_iso_ms(text, crate::base::iso8601::Round::Down).unwrap();
             let mut out = Vec::new();
             write_unzoned_time(ms, &mut out);
             assert_eq!(String::from_utf8(out).unwrap(), want);

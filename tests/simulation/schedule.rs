@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use payrelay::payment::Processor;
+use payrelay::base::payment::Processor;
 
 use super::rng::Rng;
 

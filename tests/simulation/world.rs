@@ -26,15 +26,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use payrelay::base::clock::Now;
+use payrelay::base::payment::{Cents, Processor, ProcessorPayment, ScaledAmount, Uuid};
+use payrelay::base::window::Window;
 use payrelay::dispatch::{Action, Dispatcher, Policy};
-use payrelay::payment::{Cents, Processor, ProcessorPayment, ScaledAmount, Uuid};
-use payrelay::processor_api::HealthAnswer as WireHealth;
 use payrelay::segment::{Insert, Segment, SlotState};
 use payrelay::sim::decimal::Decimal;
 use payrelay::sim::{Answer, HealthAnswer, PaymentOutcome, ProcessorConfig, ProcessorState};
-use payrelay::timer::Now;
+use payrelay::upstream::wire::HealthAnswer as WireHealth;
 use payrelay::upstream::{Call, Completion, Outcome, RequestId};
-use payrelay::window::Window;
 
 use super::rng::Rng;
 use super::schedule::{Change, Class, NetFaults, Schedule};

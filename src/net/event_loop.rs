@@ -18,10 +18,11 @@ use mio::net::{TcpListener, UnixListener};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
+use crate::base::clock::{Clock, Now};
 use crate::http::Request;
-use crate::server::{Conn, ConnLimits, Stream};
-use crate::sys::{self, TermSignals};
-use crate::timer::{Clock, Now, Timers};
+use crate::net::conn::{Conn, ConnLimits, Stream};
+use crate::net::sys::{self, TermSignals};
+use crate::net::timers::Timers;
 
 const SIGNALS: Token = Token(0);
 const WAKER: Token = Token(1);

@@ -13,11 +13,11 @@ use std::io::{self, Read, Write};
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 
-use crate::buf::{ReadBuf, ReadEnd, WriteBuf, WriteEnd};
+use crate::base::clock::Now;
 use crate::http::request::{may_complete_head, MAX_HEADERS, MAX_REQUEST_BYTES};
 use crate::http::{parse_request, response, Need, Parse, Status};
-use crate::reactor::{ConnRef, Cx, Reply, Service};
-use crate::timer::Now;
+use crate::net::buf::{ReadBuf, ReadEnd, WriteBuf, WriteEnd};
+use crate::net::event_loop::{ConnRef, Cx, Reply, Service};
 
 /// Stop framing new requests while this many answer bytes wait to be written.
 const WRITE_HIGH_WATER: usize = 64 * 1024;

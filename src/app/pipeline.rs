@@ -6,10 +6,10 @@
 
 use mio::{Registry, Token};
 
+use crate::base::clock::Now;
+use crate::base::payment::{Cents, Uuid};
 use crate::dispatch::{Action, Dispatcher};
-use crate::payment::{Cents, Uuid};
 use crate::segment::PaymentRef;
-use crate::timer::Now;
 use crate::upstream::{Completion, Upstream};
 
 /// The dispatcher and the connections that carry out its decisions.

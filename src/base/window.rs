@@ -7,7 +7,7 @@
 //! (so `+00:00` works unescaped), and a space (`%20`) is read as `+` too, since a client that
 //! form-encodes turns the `+` of `+00:00` into a space.
 
-use crate::time::{parse_iso_ms, Round, TimeError};
+use crate::base::iso8601::{parse_iso_ms, Round, TimeError};
 
 /// An inclusive window of `requestedAt` milliseconds; `None` means unbounded on that side.
 /// `from_ms > to_ms` is a valid, empty window.

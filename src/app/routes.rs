@@ -5,12 +5,12 @@
 
 use mio::Token;
 
+use crate::app::pipeline::Pipeline;
+use crate::base::payment::{parse_payment, write_amount, Cents, Processor, Uuid};
+use crate::base::window::parse_window;
 use crate::http::{response, Method, Request, Status};
-use crate::payment::{parse_payment, write_amount, Cents, Processor, Uuid};
-use crate::pipeline::Pipeline;
-use crate::reactor::{ConnRef, Cx, Reply, Service};
+use crate::net::event_loop::{ConnRef, Cx, Reply, Service};
 use crate::segment::{Insert, Segment, Summary};
-use crate::window::parse_window;
 
 /// Delay before retrying an insert that met a slot mid-write by another process.
 const CONTENDED_RETRY_MS: u64 = 1;

@@ -37,6 +37,8 @@
 //! loop does not sleep on it.
 //! [`Upstream::cancel`] returns its completion directly.
 
+pub mod wire;
+
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -45,13 +47,13 @@ use std::sync::mpsc;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::buf::{ReadBuf, ReadEnd, WriteBuf, WriteEnd};
+use crate::base::clock::Now;
+use crate::base::payment::{Cents, Processor, Uuid};
 use crate::http::client::{parse_response, ParseResponse, Response, MAX_RESPONSE_BYTES};
-use crate::payment::{Cents, Processor, Uuid};
-use crate::processor_api::{
+use crate::net::buf::{ReadBuf, ReadEnd, WriteBuf, WriteEnd};
+use crate::upstream::wire::{
     parse_health, parse_lookup, parse_url, HealthAnswer, ProcessorUrl, RequestTemplates, UrlError,
 };
-use crate::timer::Now;
 
 /// The dispatcher's name for one request; echoed back in its [`Completion`].
 pub type RequestId = u64;

@@ -1,52 +1,12 @@
-//! Deadlines for the reactor: a min-heap of `(deadline, key)` whose earliest entry sets the
-//! poll timeout, and the clock reading taken once per loop turn.
+//! Deadlines for the event loop: a min-heap of `(deadline, key)` whose earliest entry sets
+//! the poll timeout.
 //!
 //! Cancelling is left to the owner of a key: a timer that fires for something that no longer
 //! waits (a generation mismatch, say) is ignored there. That keeps this structure a plain heap.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// The clock as read once per loop turn (Redis caches time per event-loop tick the same way):
-/// a monotonic millisecond count for deadlines, and the wall clock for timestamps we publish.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Now {
-    /// Milliseconds since the clock was created; never goes backwards.
-    pub mono_ms: u64,
-    /// Milliseconds since the Unix epoch (UTC); may jump when the system clock is set.
-    pub wall_ms: i64,
-}
-
-/// Reads the process clocks. Only the reactor owns one; everything below it receives `Now`.
-pub struct Clock {
-    start: Instant,
-}
-
-impl Clock {
-    /// Starts the monotonic count at zero.
-    pub fn new() -> Clock {
-        Clock { start: Instant::now() }
-    }
-
-    /// Reads both clocks.
-    pub fn now(&self) -> Now {
-        let wall_ms = match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(d) => d.as_millis() as i64,
-            Err(e) => -(e.duration().as_millis() as i64),
-        };
-        Now {
-            mono_ms: self.start.elapsed().as_millis() as u64,
-            wall_ms,
-        }
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::new()
-    }
-}
+use std::time::Duration;
 
 /// Pending deadlines, each carrying an opaque key chosen by whoever armed it.
 #[derive(Default)]
@@ -125,14 +85,5 @@ mod tests {
         t.arm(50, 0);
         assert_eq!(t.poll_timeout(20), Some(Duration::from_millis(30)));
         assert_eq!(t.poll_timeout(80), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn clock_is_monotonic() {
-        let c = Clock::new();
-        let a = c.now();
-        let b = c.now();
-        assert!(b.mono_ms >= a.mono_ms);
-        assert!(a.wall_ms > 1_600_000_000_000);
     }
 }

@@ -1,7 +1,7 @@
 //! Payments as the domain sees them: correlationIds, exact cents, processors, and the JSON
 //! reader for the body of `POST /payments` (ours, and the processors').
 
-use crate::time::{parse_iso_ms_assume_utc, Round};
+use crate::base::iso8601::{parse_iso_ms_assume_utc, Round};
 
 /// A correlationId: the 16 bytes of a canonical UUID, compared and hashed as bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -1497,7 +1497,8 @@ mod tests {
     fn processor_bodies_carry_scale_and_requested_at() {
         use PaymentError::*;
         let read = |t: &str| parse_processor_payment(body(t).as_bytes());
-        let at = crate::time::parse_iso_ms(b"2025-07-15T12:34:56.789Z", crate::time::Round::Down).unwrap();
+        let at =
+            crate::base::iso8601::parse_iso_ms(b"2025-07-15T12:34:56.789Z", crate::base::iso8601::Round::Down).unwrap();
         let ok = |cents, scale| {
             Ok(ProcessorPayment {
                 id: Uuid(ID_BYTES),

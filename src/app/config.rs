@@ -5,9 +5,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::dispatch::Policy;
-use crate::reactor::ListenAddr;
+use crate::net::conn::ConnLimits;
+use crate::net::event_loop::ListenAddr;
 use crate::segment::DEFAULT_CAPACITY;
-use crate::server::ConnLimits;
 
 /// The `--help` text: every variable, its default, its meaning.
 pub const HELP: &str = "\
