@@ -15,7 +15,9 @@
 
 use std::time::{Duration, Instant};
 
-use payrelay::base::payment::{Processor, Uuid};
+use payrelay::base::payment::Processor;
+
+use payrelay::base::uuid::Uuid;
 use payrelay::segment::{Insert, Segment, DEFAULT_CAPACITY};
 
 /// 2025-07-08T18:40:00Z in ms.

@@ -10,7 +10,9 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
-use payrelay::base::payment::{parse_uuid, Processor};
+use payrelay::base::payment::Processor;
+
+use payrelay::base::uuid::parse_uuid;
 use payrelay::segment::Segment;
 use util::*;
 

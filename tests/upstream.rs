@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 use payrelay::base::clock::{Clock, Now};
-use payrelay::base::payment::{parse_uuid, Processor, Uuid};
+use payrelay::base::payment::Processor;
+use payrelay::base::uuid::{parse_uuid, Uuid};
 use payrelay::upstream::wire::HealthAnswer;
 use payrelay::upstream::{Call, Completion, Outcome, RequestId, Upstream, UpstreamConfig};
 

@@ -6,8 +6,9 @@
 
 use mio::{Registry, Token};
 
+use crate::base::amount::Cents;
 use crate::base::clock::Now;
-use crate::base::payment::{Cents, Uuid};
+use crate::base::uuid::Uuid;
 use crate::dispatch::{Action, Dispatcher};
 use crate::segment::PaymentRef;
 use crate::upstream::{Completion, Upstream};

@@ -6,7 +6,9 @@
 use mio::Token;
 
 use crate::app::pipeline::Pipeline;
-use crate::base::payment::{parse_payment, write_amount, Cents, Processor, Uuid};
+use crate::base::amount::{write_amount, Cents};
+use crate::base::payment::{parse_payment, Processor};
+use crate::base::uuid::Uuid;
 use crate::base::window::parse_window;
 use crate::http::{response, Method, Request, Status};
 use crate::net::event_loop::{ConnRef, Cx, Reply, Service};

@@ -2,11 +2,19 @@
 //! use and which use nothing of ours.
 //!
 //! - [`clock`]: the loop's reading of the clocks, [`clock::Now`].
-//! - [`payment`]: correlationIds, exact cents, processors, the JSON reader for payment bodies.
+//! - [`uuid`]: correlationIds as 16 bytes, read and written.
+//! - [`amount`]: exact cents ⇄ JSON numbers.
+//! - [`json`]: the one JSON object reader.
+//! - [`error`]: why a body was refused.
+//! - [`payment`]: the processors, and our `POST /payments` body.
 //! - [`iso8601`]: ISO-8601 ⇄ milliseconds without a date library.
 //! - [`window`]: the summary query string → an inclusive millisecond window.
 
+pub mod amount;
 pub mod clock;
+pub mod error;
 pub mod iso8601;
+pub mod json;
 pub mod payment;
+pub mod uuid;
 pub mod window;

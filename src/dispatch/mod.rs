@@ -34,8 +34,10 @@ mod stats;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
+use crate::base::amount::Cents;
 use crate::base::clock::Now;
-use crate::base::payment::{Cents, Processor, Uuid};
+use crate::base::payment::Processor;
+use crate::base::uuid::Uuid;
 use crate::segment::{AttemptError, Claim, Claimed, HealthReport, LiveOwners, OwnerId, PaymentRef, Segment};
 use crate::upstream::{Call, Completion, Outcome, RequestId};
 

@@ -988,7 +988,7 @@ fn mark_done_as_records_the_processors_amount_and_refuses_one_beyond_the_largest
         panic!()
     };
     assert_eq!(
-        segment.mark_done_as(x, Processor::Default, T0, Some(crate::base::payment::MAX_CENTS + 1)),
+        segment.mark_done_as(x, Processor::Default, T0, Some(crate::base::amount::MAX_CENTS + 1)),
         Err(DoneError::AmountOutOfRange)
     );
     assert!(matches!(

@@ -75,7 +75,11 @@
 use std::fmt;
 use std::sync::atomic::{fence, Ordering};
 
-use crate::base::payment::{Cents, Processor, Uuid};
+use crate::base::amount::Cents;
+
+use crate::base::payment::Processor;
+
+use crate::base::uuid::Uuid;
 
 use super::layout::{
     aux_generation, aux_last_attempt, aux_owner, in_flight_aux, pack_stamp, read_stamp, stamp_time, state, Ctrl, Slot,

@@ -55,7 +55,11 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::base::payment::{Cents, Processor, Uuid};
+use crate::base::amount::Cents;
+
+use crate::base::payment::Processor;
+
+use crate::base::uuid::Uuid;
 
 pub use claims::{AttemptError, Attempted, Census, ClaimError, Claimed};
 pub use error::SegmentError;

@@ -24,7 +24,11 @@
 
 use std::sync::atomic::{fence, Ordering};
 
-use crate::base::payment::{Cents, Processor, Uuid, MAX_CENTS};
+use crate::base::amount::{Cents, MAX_CENTS};
+
+use crate::base::payment::Processor;
+
+use crate::base::uuid::Uuid;
 
 use super::layout::{
     aux_owner, epoch_of_live, is_newer_epoch, live_of, next_epoch, pack_epoch_live, pack_stamp, read_stamp, stamp_time,

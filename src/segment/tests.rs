@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::layout::{state, Ctrl, Regions, MS_BUCKETS, SEC_BUCKETS, TAG_DIRTY, VERSION, VERSION_OFFSET};
 use super::*;
-use crate::base::payment::MAX_CENTS;
+use crate::base::amount::MAX_CENTS;
 
 /// A 2025 timestamp (ms), so tags and laps look like production.
 pub(super) const T0: u64 = 1_752_000_000_000;

@@ -20,7 +20,7 @@ impl Decimal {
     pub const ZERO: Decimal = Decimal { units: 0, scale: 0 };
 
     /// `cents / 100` shown with `scale` decimals (0 to 2). `cents` must be a multiple of
-    /// `10^(2 - scale)`, as every [`crate::base::payment::ScaledAmount`] and every sum of them is;
+    /// `10^(2 - scale)`, as every [`crate::base::amount::ScaledAmount`] and every sum of them is;
     /// digits that would not fit are dropped.
     pub fn from_cents(cents: u64, scale: u8) -> Decimal {
         let scale = scale.min(2);

@@ -11,6 +11,7 @@
 //! - [`service`]: [`SimService`], requests ↔ model, Kestrel-like framing, random closes.
 //! - [`config`]: environment → [`SimConfig`], the `--help` text.
 
+pub mod body;
 pub mod config;
 pub mod decimal;
 pub mod health;

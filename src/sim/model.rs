@@ -15,8 +15,11 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use super::decimal::Decimal;
 use super::health::{Admit, HealthLimiter};
-use crate::base::payment::{PaymentError, ProcessorPayment, ScaledAmount, Uuid};
+use crate::base::amount::ScaledAmount;
+use crate::base::error::PaymentError;
+use crate::base::uuid::Uuid;
 use crate::base::window::Window;
+use crate::sim::body::ProcessorPayment;
 
 /// Settings, with the official processor's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -428,7 +431,7 @@ impl<T> ProcessorState<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base::payment::parse_uuid;
+    use crate::base::uuid::parse_uuid;
 
     fn id(n: u8) -> Uuid {
         Uuid([n; 16])

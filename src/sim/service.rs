@@ -16,11 +16,14 @@ use std::collections::HashSet;
 
 use super::decimal::Decimal;
 use super::model::{Answer, HealthAnswer, PaymentOutcome, ProcessorConfig, ProcessorState, Unreadable};
+use crate::base::error::PaymentError;
 use crate::base::iso8601::{write_iso_ms, ISO_MS_LEN};
-use crate::base::payment::{parse_processor_payment, parse_uuid, read_object, PaymentError, Uuid};
+use crate::base::json::read_object;
+use crate::base::uuid::{parse_uuid, Uuid};
 use crate::base::window::{parse_window, Window};
 use crate::http::{response, Method, Request, Status};
 use crate::net::event_loop::{ConnRef, Cx, Reply, Service};
+use crate::sim::body::parse_processor_payment;
 
 /// The only timer key this service arms: "the model has something due".
 const DEADLINE_TIMER: u64 = 1;

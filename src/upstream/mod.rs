@@ -47,8 +47,10 @@ use std::sync::mpsc;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use crate::base::amount::Cents;
 use crate::base::clock::Now;
-use crate::base::payment::{Cents, Processor, Uuid};
+use crate::base::payment::Processor;
+use crate::base::uuid::Uuid;
 use crate::http::client::{parse_response, ParseResponse, Response, MAX_RESPONSE_BYTES};
 use crate::net::buf::{ReadBuf, ReadEnd, WriteBuf, WriteEnd};
 use crate::upstream::wire::{

@@ -4,8 +4,11 @@
 
 use std::net::IpAddr;
 
+use crate::base::amount::{write_amount, Cents};
+use crate::base::error::PaymentError;
 use crate::base::iso8601::{parse_iso_ms_assume_utc, write_iso_ms, Round, ISO_MS_LEN};
-use crate::base::payment::{read_object, write_amount, Cents, PaymentError, Uuid};
+use crate::base::json::read_object;
+use crate::base::uuid::Uuid;
 
 /// Where a processor listens, from a URL of the form `http://host[:port][/]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -360,7 +363,7 @@ pub fn parse_lookup(body: &[u8]) -> Result<LookupAnswer, AnswerError> {
             // Only a cross-check for the caller: a value we cannot read is no reason to lose
             // the requestedAt.
             id = match value.string()? {
-                Some(text) => text.as_bytes().and_then(crate::base::payment::parse_uuid),
+                Some(text) => text.as_bytes().and_then(crate::base::uuid::parse_uuid),
                 None => None,
             };
         } else if key.eq_ignore_ascii_case(b"amount") {
@@ -368,7 +371,7 @@ pub fn parse_lookup(body: &[u8]) -> Result<LookupAnswer, AnswerError> {
             // under this id; unreadable, we keep ours rather than lose the requestedAt.
             cents = value
                 .number()?
-                .and_then(|text| crate::base::payment::parse_amount(text).ok());
+                .and_then(|text| crate::base::amount::parse_amount(text).ok());
         } else if key.eq_ignore_ascii_case(b"requestedAt") {
             let text = value.string()?.ok_or(AnswerError::Bad(Field::RequestedAt))?;
             let text = text.as_bytes().ok_or(AnswerError::Bad(Field::RequestedAt))?;
@@ -393,7 +396,7 @@ fn timestamp_ms(text: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::base::iso8601::parse_iso_ms;
-    use crate::base::payment::parse_uuid;
+    use crate::base::uuid::parse_uuid;
 
     const ID: &str = "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3";
 
@@ -497,7 +500,7 @@ mod tests {
             99_999,
             100_000,
             99_999_999,
-            crate::base::payment::MAX_CENTS,
+            crate::base::amount::MAX_CENTS,
         ] {
             let mut out = Vec::new();
             templates.write_payment(&mut out, id, cents, 1_752_582_896_789);
@@ -505,7 +508,7 @@ mod tests {
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
             assert!(head.starts_with("POST /payments HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
             assert!(head.ends_with(&format!("Content-Length: {}", body.len())), "{head}");
-            let read = crate::base::payment::parse_processor_payment(body.as_bytes()).unwrap();
+            let read = crate::sim::body::parse_processor_payment(body.as_bytes()).unwrap();
             assert_eq!(
                 (read.id, read.amount.cents, read.requested_at_ms),
                 (id, cents, 1_752_582_896_789)

@@ -26,11 +26,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use payrelay::base::amount::{Cents, ScaledAmount};
 use payrelay::base::clock::Now;
-use payrelay::base::payment::{Cents, Processor, ProcessorPayment, ScaledAmount, Uuid};
+use payrelay::base::payment::Processor;
+use payrelay::base::uuid::Uuid;
 use payrelay::base::window::Window;
 use payrelay::dispatch::{Action, Dispatcher, Policy};
 use payrelay::segment::{Insert, Segment, SlotState};
+use payrelay::sim::body::ProcessorPayment;
 use payrelay::sim::decimal::Decimal;
 use payrelay::sim::{Answer, HealthAnswer, PaymentOutcome, ProcessorConfig, ProcessorState};
 use payrelay::upstream::wire::HealthAnswer as WireHealth;
