@@ -8,7 +8,8 @@ use payrelay::app::pipeline::Pipeline;
 use payrelay::app::routes::Api;
 use payrelay::base::clock::Clock;
 use payrelay::dispatch::Dispatcher;
-use payrelay::net::event_loop::{Reactor, SERVICE_TOKEN_BASE};
+use payrelay::net::event_loop::Reactor;
+use payrelay::net::service::SERVICE_TOKEN_BASE;
 use payrelay::segment::Segment;
 use payrelay::upstream::{Upstream, UpstreamConfig};
 
@@ -107,7 +108,7 @@ fn main() -> ExitCode {
 /// address) for a summary and exits 0 when it answers 200 within two seconds. Made for
 /// container healthchecks in exec form: a scratch image has no shell and no curl.
 fn check() -> ExitCode {
-    use payrelay::net::event_loop::ListenAddr;
+    use payrelay::net::listen::ListenAddr;
     use std::io::{Read, Write};
     use std::time::Duration;
 

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use payrelay::http::{response, Method, Request, Status};
 use payrelay::net::conn::ConnLimits;
-use payrelay::net::event_loop::{ConnRef, Cx, ListenAddr, Reactor, Reply, Service, Stopper};
+use payrelay::net::event_loop::{Reactor, Stopper};
+use payrelay::net::listen::ListenAddr;
+use payrelay::net::service::{ConnRef, Cx, Reply, Service};
 use util::*;
 
 /// `POST /echo` answers its body; `GET /later?<ms>` answers after that many ms from a timer;
@@ -29,17 +31,17 @@ impl Service for Echo {
         match (req.method, req.path) {
             (Method::Post, b"/echo") => {
                 response::write(out, Status::OK, "text/plain", b"", req.body, false);
-                Reply::Now
+                Reply::Written
             }
             (Method::Get, b"/later") => {
                 let ms: u64 = std::str::from_utf8(req.query).unwrap().parse().unwrap();
                 self.waiting.push((conn, ms));
                 cx.arm(cx.now.mono_ms + ms, (self.waiting.len() - 1) as u64);
-                Reply::Later
+                Reply::Deferred
             }
             _ => {
                 response::error(out, Status::NOT_FOUND, "no such path", false);
-                Reply::Now
+                Reply::Written
             }
         }
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::dispatch::Policy;
 use crate::net::conn::ConnLimits;
-use crate::net::event_loop::ListenAddr;
+use crate::net::listen::{parse_listen, ListenAddr};
 use crate::segment::DEFAULT_CAPACITY;
 
 /// The `--help` text: every variable, its default, its meaning.
@@ -217,32 +217,6 @@ impl Config {
             stop_timeout_ms: number("STOP_TIMEOUT_MS", var("STOP_TIMEOUT_MS"), 5_000, 0)?,
         })
     }
-}
-
-/// Parses `LISTEN`: comma-separated `host:port` or `unix:/path`.
-pub fn parse_listen(value: &str) -> Result<Vec<ListenAddr>, String> {
-    let mut out = Vec::new();
-    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if let Some(path) = item.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err(format!("{item:?} names no socket path"));
-            }
-            out.push(ListenAddr::Unix(PathBuf::from(path)));
-        } else {
-            match item.parse() {
-                Ok(addr) => out.push(ListenAddr::Tcp(addr)),
-                Err(_) => {
-                    return Err(format!(
-                        "{item:?} is neither host:port (numeric, e.g. 0.0.0.0:9999) nor unix:/path.sock"
-                    ))
-                }
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err("no address given".into());
-    }
-    Ok(out)
 }
 
 fn parse_url(var: &'static str, value: Option<String>, default: &str) -> Result<String, ConfigError> {

@@ -11,7 +11,7 @@ use crate::base::payment::{parse_payment, Processor};
 use crate::base::uuid::Uuid;
 use crate::base::window::parse_window;
 use crate::http::{response, Method, Request, Status};
-use crate::net::event_loop::{ConnRef, Cx, Reply, Service};
+use crate::net::service::{ConnRef, Cx, Reply, Service};
 use crate::segment::{Insert, Segment, Summary};
 
 /// Delay before retrying an insert that met a slot mid-write by another process.
@@ -76,9 +76,9 @@ impl Api {
         match self.insert(cx, conn, payment.id, payment.cents) {
             Some(write) => {
                 write(out);
-                Reply::Now
+                Reply::Written
             }
-            None => Reply::Later,
+            None => Reply::Deferred,
         }
     }
 
@@ -126,7 +126,7 @@ impl Api {
         self.body.clear();
         write_summary(&summary, &mut self.body);
         response::json(out, Status::OK, &self.body, false);
-        Reply::Now
+        Reply::Written
     }
 
     /// `GET /stats`: this instance's pipeline and the whole segment. The segment part comes
@@ -158,7 +158,7 @@ impl Api {
         self.pipeline.dispatcher().stats().write_json(now_ms, b);
         b.push(b'}');
         response::json(out, Status::OK, &self.body, false);
-        Reply::Now
+        Reply::Written
     }
 }
 
@@ -176,7 +176,7 @@ impl Service for Api {
                 }
                 self.segment.purge();
                 response::json(out, Status::OK, br#"{"message":"All payments purged."}"#, false);
-                Reply::Now
+                Reply::Written
             }
             (b"/payments", _) | (b"/purge-payments", _) => not_allowed(out, "POST"),
             (b"/payments-summary", _) | (b"/stats", _) => not_allowed(out, "GET"),
@@ -240,7 +240,7 @@ pub fn write_summary(summary: &Summary, out: &mut Vec<u8>) {
 #[cold]
 fn bad_request(out: &mut Vec<u8>, reason: &str) -> Reply {
     response::error(out, Status::BAD_REQUEST, reason, false);
-    Reply::Now
+    Reply::Written
 }
 
 #[cold]
@@ -251,12 +251,12 @@ fn forbidden(out: &mut Vec<u8>) -> Reply {
         "purging needs the X-Purge-Token header with the configured PURGE_TOKEN",
         false,
     );
-    Reply::Now
+    Reply::Written
 }
 
 fn not_allowed(out: &mut Vec<u8>, allow: &str) -> Reply {
     response::method_not_allowed(out, allow, false);
-    Reply::Now
+    Reply::Written
 }
 
 #[cold]
@@ -267,7 +267,7 @@ fn not_found(out: &mut Vec<u8>) -> Reply {
         "no such path; try POST /payments, GET /payments-summary, POST /purge-payments or GET /stats",
         false,
     );
-    Reply::Now
+    Reply::Written
 }
 
 #[cfg(test)]

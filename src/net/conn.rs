@@ -8,57 +8,19 @@
 //! (backpressure) instead of growing our buffers; idle and half-sent connections are closed by
 //! the sweep.
 
-use std::io::{self, Read, Write};
+use std::io;
 
-use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 
 use crate::base::clock::Now;
 use crate::http::request::{may_complete_head, MAX_HEADERS, MAX_REQUEST_BYTES};
 use crate::http::{parse_request, response, Need, Parse, Status};
 use crate::net::buf::{ReadBuf, ReadEnd, WriteBuf, WriteEnd};
-use crate::net::event_loop::{ConnRef, Cx, Reply, Service};
+use crate::net::listen::Stream;
+use crate::net::service::{ConnRef, Cx, Reply, Service};
 
 /// Stop framing new requests while this many answer bytes wait to be written.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
-
-/// An accepted socket, TCP or unix.
-pub enum Stream {
-    /// From a TCP listener.
-    Tcp(TcpStream),
-    /// From a unix socket listener (nginx in the compose topology).
-    Unix(UnixStream),
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Stream {
-    fn source(&mut self) -> &mut dyn mio::event::Source {
-        match self {
-            Stream::Tcp(s) => s,
-            Stream::Unix(s) => s,
-        }
-    }
-}
 
 /// Timeouts applied by the sweep, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,7 +189,7 @@ impl Conn {
                     let start = self.wbuf.out().len();
                     let reply = service.request(cx, me, &req, self.wbuf.out());
                     let stopping = self.phase == Phase::Stopping;
-                    if stopping && req.keep_alive && reply == Reply::Now {
+                    if stopping && req.keep_alive && reply == Reply::Written {
                         announce_close(self.wbuf.out(), start);
                     }
                     (used, reply, req.keep_alive && !stopping)
@@ -247,9 +209,9 @@ impl Conn {
             self.need = None;
             self.scanned = 0;
             self.phase = match (reply, keep_alive) {
-                (Reply::Now, true) => Phase::Serving,
-                (Reply::Now, false) | (Reply::NowThenClose, _) => Phase::Finishing,
-                (Reply::Later, keep) => Phase::Awaiting { close: !keep },
+                (Reply::Written, true) => Phase::Serving,
+                (Reply::Written, false) | (Reply::WrittenThenClose, _) => Phase::Finishing,
+                (Reply::Deferred, keep) => Phase::Awaiting { close: !keep },
             };
         }
     }

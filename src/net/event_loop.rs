@@ -9,19 +9,18 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mio::net::{TcpListener, UnixListener};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::base::clock::{Clock, Now};
-use crate::http::Request;
-use crate::net::conn::{Conn, ConnLimits, Stream};
-use crate::net::sys::{self, TermSignals};
+use crate::net::conn::{Conn, ConnLimits};
+use crate::net::listen::{ListenAddr, Listener};
+use crate::net::service::{ConnRef, Cx, DeferredAnswers, Service, SERVICE_TOKEN_BASE};
+use crate::net::sys::TermSignals;
 use crate::net::timers::Timers;
 
 const SIGNALS: Token = Token(0);
@@ -29,91 +28,8 @@ const WAKER: Token = Token(1);
 const LISTENER_BASE: usize = 2;
 const MAX_LISTENERS: usize = 15;
 const CONN_BASE: usize = LISTENER_BASE + MAX_LISTENERS;
-/// First token a service may use for sockets it registers itself (upstream connections).
-pub const SERVICE_TOKEN_BASE: usize = 1 << 30;
 /// How often idle and half-sent connections are looked for.
 const SWEEP_EVERY_MS: u64 = 250;
-/// Accept queue length asked of the kernel.
-const BACKLOG: i32 = 4096;
-
-/// Where to listen.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ListenAddr {
-    /// A TCP address such as `0.0.0.0:9999`.
-    Tcp(std::net::SocketAddr),
-    /// A unix socket path; a stale socket file there is replaced.
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ListenAddr::Tcp(a) => write!(f, "{a}"),
-            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
-
-enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
-}
-
-impl Listener {
-    /// Binds `addr`. A unix path that holds a socket is removed first (a previous run that
-    /// died leaves it behind); any other kind of file there is refused, never deleted. The
-    /// new socket is made connectable by every user, since nginx runs under another one.
-    fn bind(addr: &ListenAddr) -> io::Result<Listener> {
-        let listener = match addr {
-            ListenAddr::Tcp(a) => Listener::Tcp(TcpListener::bind(*a)?),
-            ListenAddr::Unix(path) => {
-                remove_stale_socket(path)?;
-                let l = UnixListener::bind(path)?;
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-                Listener::Unix(l, path.clone())
-            }
-        };
-        let fd = match &listener {
-            Listener::Tcp(l) => l.as_raw_fd(),
-            Listener::Unix(l, _) => l.as_raw_fd(),
-        };
-        sys::widen_backlog(fd, BACKLOG)?;
-        Ok(listener)
-    }
-
-    /// Accepts one pending connection; `Ok(None)` when none is pending.
-    fn accept(&self) -> io::Result<Option<Stream>> {
-        let res = match self {
-            Listener::Tcp(l) => l.accept().map(|(s, _)| {
-                // Responses are single small writes; Nagle would only delay them.
-                let _ = s.set_nodelay(true);
-                Stream::Tcp(s)
-            }),
-            Listener::Unix(l, _) => l.accept().map(|(s, _)| Stream::Unix(s)),
-        };
-        match res {
-            Ok(s) => Ok(Some(s)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn source(&mut self) -> &mut dyn mio::event::Source {
-        match self {
-            Listener::Tcp(l) => l,
-            Listener::Unix(l, _) => l,
-        }
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        if let Listener::Unix(_, path) = self {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
 
 /// Whether an event calls for a read: data, the peer's end of stream, or an error (a read
 /// then reports the error, so a bare EPOLLERR is never dropped on the floor).
@@ -121,113 +37,11 @@ fn readable(event: &mio::event::Event) -> bool {
     event.is_readable() || event.is_read_closed() || event.is_error()
 }
 
-fn remove_stale_socket(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a socket; refusing to replace it", path.display()),
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// A connection's address in the slab plus the generation it was accepted with, so an answer
-/// for a connection that has since closed (and whose slot was reused) is recognised and
-/// dropped instead of reaching a stranger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnRef {
-    index: u32,
-    generation: u32,
-}
-
-/// How a service answers one request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reply {
-    /// The whole response was appended to the output buffer.
-    Now,
-    /// The whole response was appended; close the connection once it is written (a server
-    /// ending keep-alive on its own, as real ones do).
-    NowThenClose,
-    /// The answer comes later through [`Cx::respond`]; later requests on the same connection
-    /// wait, so answers stay in request order.
-    Later,
-}
-
-/// What a service can do besides answering: read the loop's clock, arm timers, answer a
-/// deferred request, and register sockets of its own.
-pub struct Cx<'a> {
-    /// The clock as read at the start of this loop turn.
-    pub now: Now,
-    timers: &'a mut Timers,
-    conns: &'a mut Slab,
-    registry: &'a Registry,
-}
-
-impl Cx<'_> {
-    /// Arms a timer at monotonic `deadline_ms`; [`Service::timer`] receives `key` then.
-    pub fn arm(&mut self, deadline_ms: u64, key: u64) {
-        self.timers.arm(deadline_ms, key);
-    }
-
-    /// Answers the request `conn` is waiting on with what `write` appends. Returns false (and
-    /// writes nothing) when the connection is gone or not waiting.
-    pub fn respond(&mut self, conn: ConnRef, write: impl FnOnce(&mut Vec<u8>)) -> bool {
-        self.conns.respond(conn, self.now, false, write)
-    }
-
-    /// Like [`Cx::respond`], then closes the connection once the answer is written.
-    pub fn respond_and_close(&mut self, conn: ConnRef, write: impl FnOnce(&mut Vec<u8>)) -> bool {
-        self.conns.respond(conn, self.now, true, write)
-    }
-
-    /// The poll registry, for a service's own sockets (tokens from [`SERVICE_TOKEN_BASE`]).
-    pub fn registry(&self) -> &Registry {
-        self.registry
-    }
-}
-
-/// The application on the loop.
-pub trait Service {
-    /// Answers one complete request from `conn`: appends the whole response to `out` and
-    /// returns [`Reply::Now`], or returns [`Reply::Later`] and calls [`Cx::respond`] later.
-    fn request(&mut self, cx: &mut Cx<'_>, conn: ConnRef, req: &Request<'_, '_>, out: &mut Vec<u8>) -> Reply;
-
-    /// A timer armed with [`Cx::arm`] is due.
-    fn timer(&mut self, _cx: &mut Cx<'_>, _key: u64) {}
-
-    /// Readiness for a socket the service registered (token ≥ [`SERVICE_TOKEN_BASE`]).
-    fn io_event(&mut self, _cx: &mut Cx<'_>, _token: Token, _readable: bool, _writable: bool) {}
-
-    /// Once per loop turn, after events and timers, before sleeping.
-    fn before_sleep(&mut self, _cx: &mut Cx<'_>) {}
-
-    /// The monotonic instant by which [`Service::before_sleep`] must run again even if no
-    /// event arrives (the poll sleeps no longer than that). `None`: no such need.
-    fn next_deadline(&self) -> Option<u64> {
-        None
-    }
-
-    /// The loop was asked to stop (with a stop timeout, [`Reactor::set_stop_timeout`]) and
-    /// has closed its listeners: take on no new work, finish what is under way.
-    fn stop(&mut self, _cx: &mut Cx<'_>) {}
-
-    /// Whether the work under way when [`Service::stop`] was called has ended; the stopping
-    /// loop ends once this holds and every connection has closed, or at the stop timeout.
-    fn drained(&self) -> bool {
-        true
-    }
-}
-
 /// Client connections by index, each stored with its generation; freed indices are reused.
 pub(crate) struct Slab {
     entries: Vec<(u32, Option<Conn>)>,
     free: Vec<u32>,
     live: usize,
-    /// Connections that received a deferred answer this turn and must be flushed and resumed.
-    resumed: Vec<ConnRef>,
 }
 
 impl Slab {
@@ -236,7 +50,6 @@ impl Slab {
             entries: Vec::new(),
             free: Vec::new(),
             live: 0,
-            resumed: Vec::new(),
         }
     }
 
@@ -282,14 +95,12 @@ impl Slab {
         self.live -= 1;
     }
 
-    fn respond(&mut self, r: ConnRef, now: Now, close: bool, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+    /// Hands a deferred answer to its connection; false when that connection has closed
+    /// (its slot may hold a newer one) or waits for no answer.
+    fn answer(&mut self, r: ConnRef, now: Now, close: bool, bytes: &[u8]) -> bool {
         match self.entries.get_mut(r.index as usize) {
             Some((g, Some(conn))) if *g == r.generation => {
-                let ok = conn.answer_deferred(now, close, write);
-                if ok {
-                    self.resumed.push(r);
-                }
-                ok
+                conn.answer_deferred(now, close, |out| out.extend_from_slice(bytes))
             }
             _ => false,
         }
@@ -330,6 +141,10 @@ pub struct Reactor<S: Service> {
     stop_timeout_ms: u64,
     /// Set once a stop was asked: the monotonic instant at which the loop ends regardless.
     stop_deadline_ms: Option<u64>,
+    /// Deferred answers the service gave during this turn's callbacks.
+    answers: DeferredAnswers,
+    /// Connections that took a deferred answer and must be flushed and resumed.
+    resumed: Vec<ConnRef>,
     service: S,
 }
 
@@ -376,6 +191,8 @@ impl<S: Service> Reactor<S> {
             stopper,
             stop_timeout_ms: 0,
             stop_deadline_ms: None,
+            answers: DeferredAnswers::default(),
+            resumed: Vec::new(),
             service,
         })
     }
@@ -443,6 +260,7 @@ impl<S: Service> Reactor<S> {
                         if asked {
                             if self.stop_timeout_ms == 0 || self.stop_deadline_ms.is_some() {
                                 self.listeners.clear();
+                                self.deliver_answers(now);
                                 self.flush_all(now);
                                 return Ok(self.service);
                             }
@@ -467,18 +285,10 @@ impl<S: Service> Reactor<S> {
                 self.next_sweep_ms = now.mono_ms + SWEEP_EVERY_MS;
             }
             self.with_service(now, |service, cx| service.before_sleep(cx));
-            while let Some(r) = self.conns.resumed.pop() {
-                if self
-                    .conns
-                    .entries
-                    .get(r.index as usize)
-                    .is_some_and(|e| e.0 == r.generation)
-                {
-                    self.drive(r.index as usize, now, false, true);
-                }
-            }
+            self.deliver_answers(now);
             if let Some(deadline) = self.stop_deadline_ms {
                 if (self.conns.live == 0 && self.service.drained()) || now.mono_ms >= deadline {
+                    self.deliver_answers(now);
                     self.flush_all(now);
                     return Ok(self.service);
                 }
@@ -543,8 +353,8 @@ impl<S: Service> Reactor<S> {
     }
 
     /// Moves one connection forward: reads, answers, writes; closes it when it is done. The
-    /// connection is taken out of the slab meanwhile so the service may answer *other*
-    /// connections through [`Cx::respond`].
+    /// connection is taken out of the slab while the service runs; the answers it defers are
+    /// delivered after the callback ([`Reactor::deliver_answers`]).
     fn drive(&mut self, index: usize, now: Now, readable: bool, writable: bool) {
         let Some((r, mut conn)) = self.conns.take(index) else {
             return;
@@ -559,10 +369,27 @@ impl<S: Service> Reactor<S> {
         let mut cx = Cx {
             now,
             timers: &mut self.timers,
-            conns: &mut self.conns,
+            answers: &mut self.answers,
             registry: self.poll.registry(),
         };
         f(&mut self.service, &mut cx)
+    }
+
+    /// Hands the deferred answers to their connections and moves those connections on
+    /// (they may have pipelined requests waiting); answers given meanwhile go out too.
+    fn deliver_answers(&mut self, now: Now) {
+        while !self.answers.is_empty() {
+            let conns = &mut self.conns;
+            let resumed = &mut self.resumed;
+            self.answers.drain(|r, close, bytes| {
+                if conns.answer(r, now, close, bytes) {
+                    resumed.push(r);
+                }
+            });
+            while let Some(r) = self.resumed.pop() {
+                self.drive(r.index as usize, now, false, true);
+            }
+        }
     }
 
     fn finish(&mut self, r: ConnRef, mut conn: Conn, keep: bool) {

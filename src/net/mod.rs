@@ -4,5 +4,7 @@
 pub mod buf;
 pub mod conn;
 pub mod event_loop;
+pub mod listen;
+pub mod service;
 pub mod sys;
 pub mod timers;

@@ -5,9 +5,9 @@
 use super::decimal::Decimal;
 use super::model::ProcessorConfig;
 use super::service::{Framing, ServiceOptions};
-use crate::app::config::parse_listen;
 use crate::net::conn::ConnLimits;
-use crate::net::event_loop::ListenAddr;
+use crate::net::listen::parse_listen;
+use crate::net::listen::ListenAddr;
 
 /// The `--help` text: every variable, its default, its meaning.
 pub const HELP: &str = "\

@@ -22,7 +22,7 @@ use crate::base::json::read_object;
 use crate::base::uuid::{parse_uuid, Uuid};
 use crate::base::window::{parse_window, Window};
 use crate::http::{response, Method, Request, Status};
-use crate::net::event_loop::{ConnRef, Cx, Reply, Service};
+use crate::net::service::{ConnRef, Cx, Reply, Service};
 use crate::sim::body::parse_processor_payment;
 
 /// The only timer key this service arms: "the model has something due".
@@ -285,12 +285,12 @@ impl SimService {
                 Answer::Payment(outcome) => writer.payment(out, outcome, close),
                 Answer::Health(health) => writer.health(out, health, close),
             };
-            // False when the client left meanwhile; the model already did its part.
-            let _ = if close {
+            // Dropped by the loop when the client left meanwhile; the model already did its part.
+            if close {
                 cx.respond_and_close(waiter.conn, write)
             } else {
                 cx.respond(waiter.conn, write)
-            };
+            }
         }
     }
 
@@ -364,7 +364,7 @@ impl SimService {
             },
             _ => Writer::empty(out, Status::NOT_FOUND, b"", close),
         }
-        Reply::Now
+        Reply::Written
     }
 
     /// `405` with `Allow`, no body.
@@ -382,7 +382,7 @@ impl SimService {
         extra[header.len()..len - 2].copy_from_slice(allow.as_bytes());
         extra[len - 2..len].copy_from_slice(b"\r\n");
         Writer::empty(out, Status::METHOD_NOT_ALLOWED, &extra[..len], close);
-        Reply::Now
+        Reply::Written
     }
 
     /// `POST /payments`: binds the body, hands it to the model; answered now or later.
@@ -400,9 +400,9 @@ impl SimService {
             Some(outcome) => {
                 let close = self.decide_close(conn, req.keep_alive);
                 self.writer.payment(out, outcome, close);
-                Reply::Now
+                Reply::Written
             }
-            None => Reply::Later,
+            None => Reply::Deferred,
         }
     }
 
@@ -418,9 +418,9 @@ impl SimService {
             Some(answer) => {
                 let close = self.decide_close(conn, req.keep_alive);
                 self.writer.health(out, answer, close);
-                Reply::Now
+                Reply::Written
             }
-            None => Reply::Later,
+            None => Reply::Deferred,
         }
     }
 
@@ -429,11 +429,11 @@ impl SimService {
         let close = self.decide_close(conn, req.keep_alive);
         let Some(id) = parse_guid(id) else {
             Writer::empty(out, Status::BAD_REQUEST, b"", close);
-            return Reply::Now;
+            return Reply::Written;
         };
         let Some(p) = self.state.payment(&id) else {
             Writer::empty(out, Status::NOT_FOUND, b"", close);
-            return Reply::Now;
+            return Reply::Written;
         };
         let body = &mut self.writer.body;
         body.extend_from_slice(br#"{"correlationId":""#);
@@ -444,7 +444,7 @@ impl SimService {
         write_unzoned_time(p.requested_at_ms, body);
         body.extend_from_slice(b"\"}");
         self.writer.json_body(out, Status::OK, close);
-        Reply::Now
+        Reply::Written
     }
 
     /// `GET /admin/payments-summary?from&to`: window (400), then token (401), then the JSON.
@@ -539,8 +539,8 @@ impl Service for SimService {
         let mut reply = self.route(cx.now.mono_ms, conn, req, out);
         // The dice chose to end this connection with this answer: really close it, as a
         // server ending keep-alive does, rather than only saying so.
-        if reply == Reply::Now && std::mem::take(&mut self.close_current) {
-            reply = Reply::NowThenClose;
+        if reply == Reply::Written && std::mem::take(&mut self.close_current) {
+            reply = Reply::WrittenThenClose;
         }
         self.deliver(cx);
         self.arm(cx);
