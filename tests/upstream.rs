@@ -13,8 +13,8 @@ use mio::{Events, Poll, Token};
 use payrelay::base::clock::{Clock, Now};
 use payrelay::base::payment::Processor;
 use payrelay::base::uuid::{parse_uuid, Uuid};
-use payrelay::upstream::wire::HealthAnswer;
-use payrelay::upstream::{Call, Completion, Outcome, RequestId, Upstream, UpstreamConfig};
+use payrelay::dispatch::{Call, Completion, Outcome, ProcessorHealth, RequestId};
+use payrelay::upstream::{Upstream, UpstreamConfig};
 
 const TOKEN_BASE: usize = 1 << 20;
 /// Nothing listens here; the fallback pool is never used by these tests.
@@ -393,7 +393,7 @@ fn chunked_and_content_length_answers_are_read() {
             status: 200,
             requested_at_ms: None,
             amount_cents: None,
-            health: Some(HealthAnswer {
+            health: Some(ProcessorHealth {
                 failing: false,
                 min_response_ms: 42
             }),

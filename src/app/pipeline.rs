@@ -9,9 +9,10 @@ use mio::{Registry, Token};
 use crate::base::amount::Cents;
 use crate::base::clock::Now;
 use crate::base::uuid::Uuid;
+use crate::dispatch::Completion;
 use crate::dispatch::{Action, Dispatcher};
 use crate::segment::PaymentRef;
-use crate::upstream::{Completion, Upstream};
+use crate::upstream::Upstream;
 
 /// The dispatcher and the connections that carry out its decisions.
 pub struct Pipeline {
@@ -43,7 +44,7 @@ impl Pipeline {
     /// A payment this instance accepted and owns. Its first request goes out at the end of
     /// this loop turn ([`Pipeline::turn`]), batched with the others.
     pub fn accepted(&mut self, now: Now, payment: PaymentRef, id: Uuid, cents: Cents) {
-        self.dispatcher.accepted(now, payment, id, cents);
+        self.dispatcher.handle_accepted(now, payment, id, cents);
     }
 
     /// Readiness of an upstream socket.
@@ -56,8 +57,8 @@ impl Pipeline {
     /// Once per loop turn: lets the dispatcher's time pass, runs the pools' housekeeping, and
     /// performs every action until nothing more happens this turn.
     pub fn turn(&mut self, registry: &Registry, now: Now) {
-        if now.mono_ms >= self.dispatcher.next_deadline() {
-            self.dispatcher.tick(now);
+        if now.mono_ms >= self.dispatcher.poll_timeout() {
+            self.dispatcher.handle_timeout(now);
         }
         self.upstream.tick(registry, now, &mut self.done);
         self.settle(registry, now);
@@ -76,7 +77,7 @@ impl Pipeline {
 
     /// The earliest monotonic instant at which [`Pipeline::turn`] has work.
     pub fn next_deadline(&self) -> u64 {
-        let d = self.dispatcher.next_deadline();
+        let d = self.dispatcher.poll_timeout();
         self.upstream.next_deadline().map_or(d, |u| u.min(d))
     }
 
@@ -103,7 +104,7 @@ impl Pipeline {
             }
             for completion in self.done.drain(..) {
                 progressed = true;
-                self.dispatcher.completed(now, completion);
+                self.dispatcher.handle_completion(now, completion);
             }
             if !progressed {
                 return;

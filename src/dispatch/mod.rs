@@ -1,11 +1,11 @@
 //! The dispatcher: takes the payments this instance owns to a processor, exactly once, as a
 //! state machine without I/O (DESIGN.md "The payment pipeline").
 //!
-//! It owns no socket and reads no clock. Inputs: a payment accepted ([`Dispatcher::accepted`]),
-//! a request's outcome ([`Dispatcher::completed`]), and the passing of time
-//! ([`Dispatcher::tick`]), each with `now`. Outputs: [`Action`]s pulled with
+//! It owns no socket and reads no clock. Inputs: a payment accepted ([`Dispatcher::handle_accepted`]),
+//! a request's outcome ([`Dispatcher::handle_completion`]), and the passing of time
+//! ([`Dispatcher::handle_timeout`]), each with `now`. Outputs: [`Action`]s pulled with
 //! [`Dispatcher::poll_action`] — send this call to that processor, or give up on a request —
-//! and the next instant it wants to be ticked ([`Dispatcher::next_deadline`]). The reactor
+//! and the next instant it wants to be ticked ([`Dispatcher::poll_timeout`]). The reactor
 //! performs the actions; the deterministic simulation performs them against simulated
 //! processors on a virtual clock.
 //!
@@ -28,6 +28,7 @@
 //! landed with that `requestedAt`. Ownership is checked by the segment at each attempt, so an
 //! instance that lost a payment to an adopter (it was believed dead) stops touching it.
 
+mod call;
 pub mod policy;
 mod stats;
 
@@ -39,8 +40,8 @@ use crate::base::clock::Now;
 use crate::base::payment::Processor;
 use crate::base::uuid::Uuid;
 use crate::segment::{AttemptError, Claim, Claimed, HealthReport, LiveOwners, OwnerId, PaymentRef, Segment};
-use crate::upstream::{Call, Completion, Outcome, RequestId};
 
+pub use call::{Call, Completion, Outcome, ProcessorHealth, RequestId};
 pub use policy::{Health, Policy, Route};
 pub use stats::{DispatchStats, ProcessorStats};
 
@@ -91,7 +92,7 @@ const RUN_BREAK_MS: u64 = 30_000;
 pub enum Action {
     /// Perform `call` on `processor`; report its outcome with `request`.
     Send {
-        /// Identifies the outcome to [`Dispatcher::completed`].
+        /// Identifies the outcome to [`Dispatcher::handle_completion`].
         request: RequestId,
         /// Where to send it.
         processor: Processor,
@@ -99,7 +100,7 @@ pub enum Action {
         call: Call,
     },
     /// Stop waiting for `request` (given up) and close its connection, so no late answer is
-    /// matched to it; then report its outcome to [`Dispatcher::completed`] as for any request:
+    /// matched to it; then report its outcome to [`Dispatcher::handle_completion`] as for any request:
     /// `Failed { written }` says whether any byte of it was sent (one still queued for a
     /// connection was not, and is routed again rather than resolved as ambiguous). One never
     /// reported is taken as written after a grace.
@@ -412,31 +413,26 @@ impl Dispatcher {
         self.owner
     }
 
-    /// The routing policy in force.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// A payment this instance just stored as its own (`insert_claimed`): it joins the
     /// routing queue.
-    pub fn accepted(&mut self, now: Now, payment: PaymentRef, id: Uuid, cents: Cents) {
+    pub fn handle_accepted(&mut self, now: Now, payment: PaymentRef, id: Uuid, cents: Cents) {
         self.now_mono_ms = self.now_mono_ms.max(now.mono_ms);
         self.inflow.accepted(now, payment.epoch);
         self.fresh
             .push_back(Pending::new(Claim::first(payment), id, cents, wall(now)));
-        self.pump(now);
+        self.route_waiting(now);
     }
 
     /// The outcome of a request sent for an [`Action::Send`]. Outcomes of requests already
     /// given up are ignored.
-    pub fn completed(&mut self, now: Now, completion: Completion) {
+    pub fn handle_completion(&mut self, now: Now, completion: Completion) {
         self.now_mono_ms = self.now_mono_ms.max(now.mono_ms);
-        self.settle(now, completion);
-        self.pump(now);
+        self.apply_outcome(now, completion);
+        self.route_waiting(now);
     }
 
     /// Applies an outcome to its flight and payment, without routing anything yet.
-    fn settle(&mut self, now: Now, completion: Completion) {
+    fn apply_outcome(&mut self, now: Now, completion: Completion) {
         let Some(flight) = self.flights.remove(&completion.request) else {
             return;
         };
@@ -460,9 +456,9 @@ impl Dispatcher {
     }
 
     /// Lets time pass: heartbeat, orphan adoption, shared health, give-ups, backoffs, and
-    /// routing. Call it whenever [`Dispatcher::next_deadline`] has passed (calling it more
+    /// routing. Call it whenever [`Dispatcher::poll_timeout`] has passed (calling it more
     /// often is harmless).
-    pub fn tick(&mut self, now: Now) {
+    pub fn handle_timeout(&mut self, now: Now) {
         self.now_mono_ms = self.now_mono_ms.max(now.mono_ms);
         if now.mono_ms >= self.next_heartbeat_mono_ms {
             self.segment.heartbeat(self.owner, wall(now));
@@ -496,12 +492,12 @@ impl Dispatcher {
             let Some(Reverse(d)) = self.delayed.pop() else { break };
             self.enqueue(d.lane, d.pending);
         }
-        self.pump(now);
+        self.route_waiting(now);
         // A deadline not after `now` would make the reactor call again at once, forever.
         debug_assert!(
-            self.next_deadline() > self.now_mono_ms,
+            self.poll_timeout() > self.now_mono_ms,
             "next deadline {} not after now {}",
-            self.next_deadline(),
+            self.poll_timeout(),
             self.now_mono_ms
         );
     }
@@ -511,8 +507,8 @@ impl Dispatcher {
         self.actions.pop_front()
     }
 
-    /// The monotonic instant at which [`Dispatcher::tick`] has work to do.
-    pub fn next_deadline(&self) -> u64 {
+    /// The monotonic instant at which [`Dispatcher::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> u64 {
         let mut next = self.next_heartbeat_mono_ms.min(self.next_adopt_mono_ms);
         if self.lap_left > 0 {
             // The rest of the lap on the next turn; 1 ms on, so a loop that finds nothing
@@ -849,8 +845,8 @@ impl Dispatcher {
                 continue;
             }
             // Cancelled and never reported: presume it written, ambiguous like a connection
-            // lost after writing. (Routing waits for the end of the tick.)
-            self.settle(
+            // lost after writing. (Routing waits for the end of the timeout.)
+            self.apply_outcome(
                 now,
                 Completion {
                     request,
@@ -892,12 +888,12 @@ impl Dispatcher {
     }
 
     /// Routes and sends everything that can go now (nothing while draining).
-    fn pump(&mut self, now: Now) {
+    fn route_waiting(&mut self, now: Now) {
         if self.draining {
             return;
         }
         for p in Processor::ALL {
-            self.pump_pinned(now, p);
+            self.resolve_pinned(now, p);
         }
         // Fallback came back after default was last seen failing: the router waits for a
         // fresh word on default (policy), so ask for it now rather than at the next probe.
@@ -929,7 +925,7 @@ impl Dispatcher {
     /// `p` refuses payments (a failing processor answers 500 even for a payment it already
     /// has, so only a lookup can tell); after a "not found", a retry with the same
     /// requestedAt while `p` takes payments (its 200 or 422 settles it).
-    fn pump_pinned(&mut self, now: Now, p: Processor) {
+    fn resolve_pinned(&mut self, now: Now, p: Processor) {
         let i = p.index();
         while let Some(&pending) = self.pinned[i].front() {
             let state = &self.processors[i];
@@ -1067,7 +1063,7 @@ impl Dispatcher {
 
     /// The instance is stopping: from now on nothing new is sent (no payment, lookup or health
     /// poll) and nothing is adopted, while the answers to the requests in flight are still
-    /// taken in and recorded through [`Dispatcher::completed`]. What is left unsent stays
+    /// taken in and recorded through [`Dispatcher::handle_completion`]. What is left unsent stays
     /// owned until the instance unregisters, and is then adopted by another instance. There is
     /// no way back: a stop is final.
     pub fn begin_drain(&mut self) {

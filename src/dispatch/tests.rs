@@ -46,7 +46,7 @@ impl Rig {
         let Insert::Inserted(slot) = self.segment.insert_claimed(&id(n), 1990, wall(now), owner) else {
             panic!()
         };
-        self.d.accepted(now, slot, id(n), 1990);
+        self.d.handle_accepted(now, slot, id(n), 1990);
         slot
     }
 
@@ -76,7 +76,7 @@ impl Rig {
         let Action::Send { request, processor, .. } = action else {
             panic!()
         };
-        self.d.completed(
+        self.d.handle_completion(
             now,
             Completion {
                 request,
@@ -132,7 +132,7 @@ fn answer(d: &mut Dispatcher, now: Now, request: RequestId, processor: Processor
         health: None,
         retry_after_s: None,
     };
-    d.completed(
+    d.handle_completion(
         now,
         Completion {
             request,
@@ -153,7 +153,7 @@ fn only_lookup(actions: &[Action], processor: Processor) {
 #[test]
 fn healthy_default_takes_the_payment_and_it_is_recorded_with_the_sent_requested_at() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let slot = r.accept(at(5), 1);
     let sent = r.actions(at(5));
     assert_eq!(sent.len(), 1);
@@ -168,7 +168,7 @@ fn healthy_default_takes_the_payment_and_it_is_recorded_with_the_sent_requested_
 fn failing_default_holds_payments_while_they_keep_coming_then_fallback_once_they_stop() {
     let policy = Policy::default();
     let mut r = rig(policy);
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     r.accept(at(0), 1);
     let first = r.actions(at(0));
     r.answer(at(10), first[0], 500);
@@ -182,7 +182,7 @@ fn failing_default_holds_payments_while_they_keep_coming_then_fallback_once_they
             r.accept(at(t), n);
             n += 1;
         }
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         for a in r.actions(at(t)) {
             let (p, _) = payment_send(&a);
             assert_eq!(
@@ -197,11 +197,8 @@ fn failing_default_holds_payments_while_they_keep_coming_then_fallback_once_they
     // The inflow stops; once it has been quiet long enough, the backlog goes to fallback,
     // and the dispatcher wakes itself for that.
     let quiet_at = 4_900 + policy.quiet_after_ms(100);
-    assert!(
-        r.d.next_deadline() <= quiet_at,
-        "no wake-up when the inflow turns quiet"
-    );
-    r.d.tick(at(quiet_at));
+    assert!(r.d.poll_timeout() <= quiet_at, "no wake-up when the inflow turns quiet");
+    r.d.handle_timeout(at(quiet_at));
     let sent = r.actions(at(quiet_at));
     let to_fallback: Vec<_> = sent
         .iter()
@@ -219,7 +216,7 @@ fn failing_default_holds_payments_while_they_keep_coming_then_fallback_once_they
 #[test]
 fn a_successful_probe_brings_default_back_for_everyone() {
     let mut r = rig(patient());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     r.accept(at(0), 1);
     let a = r.actions(at(0));
     r.answer(at(1), a[0], 500);
@@ -228,7 +225,7 @@ fn a_successful_probe_brings_default_back_for_everyone() {
     }
     // Nothing while the probe interval runs.
     assert!(r.actions(at(2)).is_empty());
-    r.d.tick(at(600));
+    r.d.handle_timeout(at(600));
     let probe = r.actions(at(600));
     assert_eq!(probe.len(), 1, "one probe at a time");
     r.answer(at(610), probe[0], 200);
@@ -240,18 +237,18 @@ fn a_successful_probe_brings_default_back_for_everyone() {
 #[test]
 fn an_ambiguous_attempt_is_looked_up_then_retried_on_the_same_processor_with_the_same_requested_at() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let slot = r.accept(at(7), 1);
     let first = r.actions(at(7));
     let (_, stamp) = payment_send(&first[0]);
     r.fail(at(50), first[0], true);
     // Looked up on the same processor once the attempt should have landed.
-    r.d.tick(at(1_000));
+    r.d.handle_timeout(at(1_000));
     let lookup = r.actions(at(1_000));
     only_lookup(&lookup, Processor::Default);
     // Not found (the reset came before it was stored): a retry with the first requestedAt.
     r.answer(at(1_010), lookup[0], 404);
-    r.d.tick(at(2_000));
+    r.d.handle_timeout(at(2_000));
     let retry = r.actions(at(2_000));
     assert_eq!(payment_send(&retry[0]), (Processor::Default, stamp));
     // 422: the first attempt had landed; it is recorded with its own requestedAt.
@@ -265,7 +262,7 @@ fn an_ambiguous_attempt_is_looked_up_then_retried_on_the_same_processor_with_the
 #[test]
 fn a_pinned_payment_on_a_failing_processor_is_looked_up_and_waits_for_it() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let slot = r.accept(at(0), 1);
     let first = r.actions(at(0));
     let (_, stamp) = payment_send(&first[0]);
@@ -274,7 +271,7 @@ fn a_pinned_payment_on_a_failing_processor_is_looked_up_and_waits_for_it() {
     r.accept(at(20), 2);
     let a = r.actions(at(20));
     r.answer(at(30), a[0], 500);
-    r.d.tick(at(3_000));
+    r.d.handle_timeout(at(3_000));
     let (lookups, others): (Vec<_>, Vec<_>) = r.actions(at(3_000)).into_iter().partition(|a| {
         matches!(
             a,
@@ -293,7 +290,7 @@ fn a_pinned_payment_on_a_failing_processor_is_looked_up_and_waits_for_it() {
     let mut looked_up = 1;
     while t < 120_000 {
         t += 250;
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         for a in r.actions(at(t)) {
             match a {
                 Action::Send {
@@ -320,7 +317,7 @@ fn a_pinned_payment_on_a_failing_processor_is_looked_up_and_waits_for_it() {
     // Default takes payments again: the retry with the first stamp is answered 422.
     while t < 200_000 && !matches!(r.state(slot), SlotState::Done { .. }) {
         t += 250;
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         for a in r.actions(at(t)) {
             match a {
                 Action::Send {
@@ -340,7 +337,7 @@ fn a_pinned_payment_on_a_failing_processor_is_looked_up_and_waits_for_it() {
 #[test]
 fn a_lookup_that_finds_the_payment_records_the_processors_requested_at() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let slot = r.accept(at(0), 1);
     let first = r.actions(at(0));
     let (_, stamp) = payment_send(&first[0]);
@@ -348,7 +345,7 @@ fn a_lookup_that_finds_the_payment_records_the_processors_requested_at() {
     r.accept(at(20), 2);
     let a = r.actions(at(20));
     r.answer(at(30), a[0], 500);
-    r.d.tick(at(3_000));
+    r.d.handle_timeout(at(3_000));
     let lookup = r.actions(at(3_000)).into_iter().find(|a| {
         matches!(
             a,
@@ -367,19 +364,19 @@ fn an_unanswered_request_is_given_up_cancelled_and_pinned() {
     let policy = Policy::default();
     let give_up = policy.give_up_ms(0);
     let mut r = rig(policy);
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     r.accept(at(0), 1);
     let first = r.actions(at(0));
     let Action::Send { request, .. } = first[0] else {
         panic!()
     };
-    assert!(r.d.next_deadline() <= give_up);
-    r.d.tick(at(give_up));
+    assert!(r.d.poll_timeout() <= give_up);
+    r.d.handle_timeout(at(give_up));
     let after = r.actions(at(give_up));
     assert_eq!(after, vec![Action::Cancel { request }]);
     assert_eq!(r.d.stats().processors[0].gave_up, 1);
     // Resolution goes to the same processor: a lookup first, nothing to fallback.
-    r.d.tick(at(give_up + 1_000));
+    r.d.handle_timeout(at(give_up + 1_000));
     let next = r.actions(at(give_up + 1_000));
     only_lookup(&next, Processor::Default);
 }
@@ -395,18 +392,18 @@ fn a_given_up_payment_is_looked_up_once_it_should_have_landed_and_retried_if_abs
         ..Policy::default()
     };
     let mut r = rig(policy);
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let _ = r.actions(at(0));
     r.announce(Processor::Default, false, 5_000, 50);
-    r.d.tick(at(100));
+    r.d.handle_timeout(at(100));
     let slot = r.accept(at(100), 1);
     let first = r.actions(at(100));
     let (_, stamp) = payment_send(&first[0]);
-    r.d.tick(at(1_100));
+    r.d.handle_timeout(at(1_100));
     assert!(matches!(r.actions(at(1_100))[..], [Action::Cancel { .. }]));
-    r.d.tick(at(5_349));
+    r.d.handle_timeout(at(5_349));
     assert!(r.actions(at(5_349)).is_empty(), "looked up before it could have landed");
-    r.d.tick(at(5_350));
+    r.d.handle_timeout(at(5_350));
     let lookup = r.actions(at(5_350));
     assert!(
         matches!(lookup[..], [Action::Send { call: Call::Lookup { id: i }, .. }] if i == id(1)),
@@ -414,13 +411,13 @@ fn a_given_up_payment_is_looked_up_once_it_should_have_landed_and_retried_if_abs
     );
     // Not there (the attempt was lost on the way): a retry with the same requestedAt.
     r.answer(at(5_360), lookup[0], 404);
-    r.d.tick(at(5_460));
+    r.d.handle_timeout(at(5_460));
     let retry = r.actions(at(5_460));
     assert_eq!(payment_send(&retry[0]), (Processor::Default, stamp));
     // Given up as well: a lookup again, which finds it.
-    r.d.tick(at(6_460));
+    r.d.handle_timeout(at(6_460));
     assert!(matches!(r.actions(at(6_460))[..], [Action::Cancel { .. }]));
-    r.d.tick(at(7_000));
+    r.d.handle_timeout(at(7_000));
     let again = r.actions(at(7_000));
     only_lookup(&again, Processor::Default);
     r.found(at(7_010), again[0], stamp);
@@ -430,19 +427,19 @@ fn a_given_up_payment_is_looked_up_once_it_should_have_landed_and_retried_if_abs
 #[test]
 fn a_longer_announced_delay_extends_the_wait_of_requests_in_flight() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let _ = r.actions(at(0));
     r.accept(at(10), 1);
     let sent = r.actions(at(10));
     let old_give_up = 10 + Policy::default().give_up_ms(0);
     r.announce(Processor::Default, false, 5_000, 50);
-    r.d.tick(at(100));
+    r.d.handle_timeout(at(100));
     let _ = r.actions(at(100));
-    r.d.tick(at(old_give_up));
+    r.d.handle_timeout(at(old_give_up));
     assert!(r.actions(at(old_give_up)).is_empty(), "given up at the old deadline");
     let new_give_up = 10 + Policy::default().give_up_ms(5_000);
-    assert_eq!(r.d.next_deadline().max(new_give_up), new_give_up);
-    r.d.tick(at(new_give_up));
+    assert_eq!(r.d.poll_timeout().max(new_give_up), new_give_up);
+    r.d.handle_timeout(at(new_give_up));
     let Action::Send { request, .. } = sent[0] else {
         panic!()
     };
@@ -452,7 +449,7 @@ fn a_longer_announced_delay_extends_the_wait_of_requests_in_flight() {
 #[test]
 fn an_unreachable_processor_counts_as_failing_and_pins_nothing() {
     let mut r = rig(patient());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let slot = r.accept(at(0), 1);
     let a = r.actions(at(0));
     // Connection refused: never sent, so nothing to resolve; default is failing now.
@@ -461,9 +458,9 @@ fn an_unreachable_processor_counts_as_failing_and_pins_nothing() {
     assert_eq!(r.d.stats().pinned, 0);
     assert!(r.actions(at(1)).is_empty(), "held for default, not retried at once");
     // A single probe at the probe interval, which finds it back.
-    r.d.tick(at(500));
+    r.d.handle_timeout(at(500));
     assert!(r.actions(at(500)).is_empty(), "probed before the interval");
-    r.d.tick(at(501));
+    r.d.handle_timeout(at(501));
     let b = r.actions(at(501));
     assert_eq!(payment_send(&b[0]).0, Processor::Default);
     r.answer(at(510), b[0], 200);
@@ -481,20 +478,20 @@ fn a_request_given_up_before_it_was_written_goes_back_to_routing_not_to_resoluti
     let policy = Policy::default();
     let give_up = policy.give_up_ms(0);
     let mut r = rig(policy);
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     r.accept(at(0), 1);
     let first = r.actions(at(0));
     let Action::Send { request, .. } = first[0] else {
         panic!()
     };
-    r.d.tick(at(give_up));
+    r.d.handle_timeout(at(give_up));
     // The reactor, not the dispatcher, knows it sat in the pool's queue: it says so.
     let mut cancelled = Vec::new();
     while let Some(a) = r.d.poll_action() {
         cancelled.push(a);
     }
     assert!(cancelled.contains(&Action::Cancel { request }), "{cancelled:?}");
-    r.d.completed(
+    r.d.handle_completion(
         at(give_up),
         Completion {
             request,
@@ -516,10 +513,10 @@ fn a_cancel_the_reactor_never_reports_is_taken_as_written_after_a_grace() {
     let policy = patient();
     let give_up = policy.give_up_ms(0);
     let mut r = rig(policy);
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     r.accept(at(0), 1);
     let _ = r.actions(at(0));
-    r.d.tick(at(give_up));
+    r.d.handle_timeout(at(give_up));
     let mut cancelled = Vec::new();
     while let Some(a) = r.d.poll_action() {
         cancelled.push(a);
@@ -529,8 +526,8 @@ fn a_cancel_the_reactor_never_reports_is_taken_as_written_after_a_grace() {
         1,
         "{cancelled:?}"
     );
-    assert!(r.d.next_deadline() <= give_up + CANCEL_GRACE_MS);
-    r.d.tick(at(give_up + CANCEL_GRACE_MS));
+    assert!(r.d.poll_timeout() <= give_up + CANCEL_GRACE_MS);
+    r.d.handle_timeout(at(give_up + CANCEL_GRACE_MS));
     let _ = r.actions(at(give_up + CANCEL_GRACE_MS));
     let stats = r.d.stats();
     assert_eq!(stats.processors[0].ambiguous, 1);
@@ -544,10 +541,10 @@ fn a_slow_default_at_capacity_spills_the_backlog_it_cannot_drain() {
         ..Policy::default()
     };
     let mut r = rig(policy);
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let _ = r.actions(at(0));
     r.announce(Processor::Default, false, 1_400, 50);
-    r.d.tick(at(100));
+    r.d.handle_timeout(at(100));
     let _ = r.actions(at(100));
     for n in 0..22 {
         r.accept(at(200), n);
@@ -573,7 +570,7 @@ fn one_health_call_per_processor_per_interval_across_instances() {
     let mut calls: Vec<(u64, Processor)> = Vec::new();
     for t in (0..30_000).step_by(50) {
         for d in ds.iter_mut() {
-            d.tick(at(t));
+            d.handle_timeout(at(t));
             while let Some(a) = d.poll_action() {
                 if let Action::Send {
                     call: Call::Health,
@@ -599,7 +596,7 @@ fn one_health_call_per_processor_per_interval_across_instances() {
 #[test]
 fn a_dead_instances_payments_are_adopted_and_resolved_where_it_sent_them() {
     let mut a = rig(Policy::default());
-    a.d.tick(at(0));
+    a.d.handle_timeout(at(0));
     let slot = a.accept(at(0), 1);
     let sent = a.actions(at(0));
     let (p, stamp) = payment_send(&sent[0]);
@@ -610,7 +607,7 @@ fn a_dead_instances_payments_are_adopted_and_resolved_where_it_sent_them() {
     let mut t = 0;
     while found.is_none() && t < 20_000 {
         t += 100;
-        b.tick(at(t));
+        b.handle_timeout(at(t));
         while let Some(action) = b.poll_action() {
             match action {
                 Action::Send {
@@ -660,12 +657,12 @@ fn a_dead_instances_payments_are_adopted_and_resolved_where_it_sent_them() {
 #[test]
 fn a_purge_drops_what_was_queued() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     r.accept(at(0), 1);
     let a = r.actions(at(0));
     r.fail(at(1), a[0], false);
     r.segment.purge();
-    r.d.tick(at(1_000));
+    r.d.handle_timeout(at(1_000));
     assert!(r.actions(at(1_000)).is_empty());
     assert_eq!(r.d.stats().dropped, 1);
 }
@@ -676,20 +673,20 @@ fn a_purge_drops_what_was_queued() {
 #[test]
 fn a_passed_probe_instant_that_routing_does_not_use_is_not_a_deadline() {
     let mut r = rig(patient());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     r.accept(at(0), 1);
     let a = r.actions(at(0));
     r.answer(at(10), a[0], 500);
     r.announce(Processor::Fallback, true, 0, 20);
     for t in [150, 300, 450] {
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         assert!(r.actions(at(t)).is_empty(), "nothing may go while both fail");
-        let next = r.d.next_deadline();
+        let next = r.d.poll_timeout();
         assert!(next > t, "after a tick at {t} ms the next deadline is {next} ms");
     }
     // The default probe still goes out on time.
-    assert_eq!(r.d.next_deadline(), 510);
-    r.d.tick(at(510));
+    assert_eq!(r.d.poll_timeout(), 510);
+    r.d.handle_timeout(at(510));
     let probe = r.actions(at(510));
     assert_eq!(probe.len(), 1);
     assert_eq!(payment_send(&probe[0]).0, Processor::Default);
@@ -711,13 +708,13 @@ fn actions_with_health(d: &mut Dispatcher, now: Now, reports: [(bool, u32); 2]) 
                 status: if failing { 503 } else { 200 },
                 requested_at_ms: None,
                 amount_cents: None,
-                health: Some(crate::upstream::wire::HealthAnswer {
+                health: Some(crate::dispatch::ProcessorHealth {
                     failing,
                     min_response_ms,
                 }),
                 retry_after_s: None,
             };
-            d.completed(
+            d.handle_completion(
                 now,
                 Completion {
                     request,
@@ -730,7 +727,7 @@ fn actions_with_health(d: &mut Dispatcher, now: Now, reports: [(bool, u32); 2]) 
         if let Action::Cancel { request } = a {
             // As `Upstream::cancel` reports a request that was on the wire (the processor
             // named is not read: the dispatcher knows where it sent the request).
-            d.completed(
+            d.handle_completion(
                 now,
                 Completion {
                     request,
@@ -753,7 +750,7 @@ fn actions_with_health(d: &mut Dispatcher, now: Now, reports: [(bool, u32); 2]) 
 fn a_not_found_frees_nothing_while_an_attempt_may_still_sleep_an_earlier_longer_delay() {
     let mut r = rig(Policy::default());
     let slow = [(false, 150_000), (false, 0)];
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     assert!(actions_with_health(&mut r.d, at(0), slow).is_empty());
     r.accept(at(100), 1);
     let first = actions_with_health(&mut r.d, at(100), slow);
@@ -766,7 +763,7 @@ fn a_not_found_frees_nothing_while_an_attempt_may_still_sleep_an_earlier_longer_
     let mut lookups = 0;
     while t < 300_000 {
         t += 100;
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         for a in actions_with_health(&mut r.d, at(t), dropped) {
             match a {
                 Action::Send {
@@ -818,7 +815,7 @@ fn an_adopted_payment_is_resolved_where_it_was_last_sent_whatever_the_stamps_ord
     let mut t = 0;
     while t < 30_000 && !matches!(segment.view(slot.slot).unwrap().state, SlotState::Done { .. }) {
         t += 100;
-        b.tick(at(t));
+        b.handle_timeout(at(t));
         for action in actions_with_health(&mut b, at(t), healthy) {
             let Action::Send {
                 request,
@@ -872,7 +869,7 @@ fn a_payment_adopted_blind_is_resolved_where_it_was_sent_never_freed_by_a_not_fo
     let mut t = 5_000;
     while t < 400_000 && !matches!(segment.view(slot.slot).unwrap().state, SlotState::Done { .. }) {
         t += 100;
-        b.tick(at(t));
+        b.handle_timeout(at(t));
         let default_up = t >= 300_000;
         for action in actions_with_health(&mut b, at(t), if default_up { recovered } else { failing }) {
             let Action::Send {
@@ -925,7 +922,7 @@ fn a_payment_adopted_blind_is_resolved_where_it_was_sent_never_freed_by_a_not_fo
 fn a_given_up_attempt_is_never_declared_absent_by_a_not_found() {
     let mut r = rig(Policy::default());
     let announced = [(false, 2_090), (false, 0)];
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     assert!(actions_with_health(&mut r.d, at(0), announced).is_empty());
     let slot = r.accept(at(100), 1);
     let first = actions_with_health(&mut r.d, at(100), announced);
@@ -937,7 +934,7 @@ fn a_given_up_attempt_is_never_declared_absent_by_a_not_found() {
     while t < 400_000 && !matches!(r.state(slot), SlotState::Done { .. }) {
         t += 100;
         let up = t >= 300_000;
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         for a in actions_with_health(&mut r.d, at(t), if up { announced } else { failing }) {
             match a {
                 Action::Cancel { .. } => gave_up = true,
@@ -966,7 +963,7 @@ fn a_given_up_attempt_is_never_declared_absent_by_a_not_found() {
 fn when_fallback_comes_back_first_default_is_asked_at_once_before_fallback_gets_the_backlog() {
     let mut r = rig(Policy::default());
     let failing = [(true, 0), (true, 0)];
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     assert!(actions_with_health(&mut r.d, at(0), failing).is_empty());
     for n in 0..5 {
         r.accept(at(10), n);
@@ -975,7 +972,7 @@ fn when_fallback_comes_back_first_default_is_asked_at_once_before_fallback_gets_
     // Past the hold bound, probes go to both; all fail until fallback recovers at 13 s.
     let fallback_back = loop {
         t += 10;
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         let mut back = None;
         for a in actions_with_health(&mut r.d, at(t), failing) {
             let (p, _) = payment_send(&a);
@@ -1011,10 +1008,10 @@ fn when_fallback_comes_back_first_default_is_asked_at_once_before_fallback_gets_
 #[test]
 fn a_default_back_from_failing_gets_the_backlog_whatever_delay_it_had_while_failing() {
     let mut r = rig(patient());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let _ = r.actions(at(0));
     r.announce(Processor::Default, true, 2_000, 50);
-    r.d.tick(at(100));
+    r.d.handle_timeout(at(100));
     for n in 0..30 {
         r.accept(at(100), n);
     }
@@ -1033,10 +1030,10 @@ fn a_default_back_from_failing_gets_the_backlog_whatever_delay_it_had_while_fail
 #[test]
 fn an_answer_sooner_than_the_announced_delay_lowers_it() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let _ = r.actions(at(0));
     r.announce(Processor::Default, false, 2_000, 50);
-    r.d.tick(at(100));
+    r.d.handle_timeout(at(100));
     r.accept(at(200), 1);
     let sent = r.actions(at(200));
     assert_eq!(r.d.stats().processors[0].announced_delay_ms, 2_000);
@@ -1044,7 +1041,7 @@ fn an_answer_sooner_than_the_announced_delay_lowers_it() {
     r.answer(at(220), sent[0], 200);
     assert_eq!(r.d.stats().processors[0].announced_delay_ms, 20);
     // The same report read again (every heartbeat) does not bring the old figure back.
-    r.d.tick(at(400));
+    r.d.handle_timeout(at(400));
     assert_eq!(r.d.stats().processors[0].announced_delay_ms, 20);
 }
 
@@ -1055,16 +1052,16 @@ fn an_answer_sooner_than_the_announced_delay_lowers_it() {
 #[test]
 fn a_longer_delay_extends_only_the_attempts_that_may_have_arrived_after_it() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let _ = r.actions(at(0));
     r.accept(at(10), 1);
     let early = r.actions(at(10));
     r.announce(Processor::Default, false, 0, 3_000);
-    r.d.tick(at(3_100));
+    r.d.handle_timeout(at(3_100));
     r.accept(at(3_200), 2);
     let late = r.actions(at(3_200));
     r.announce(Processor::Default, false, 5_000, 5_000);
-    r.d.tick(at(5_100));
+    r.d.handle_timeout(at(5_100));
     let _ = r.actions(at(5_100));
     let request = |a: &Action| match a {
         Action::Send { request, .. } => *request,
@@ -1072,7 +1069,7 @@ fn a_longer_delay_extends_only_the_attempts_that_may_have_arrived_after_it() {
     };
     // The early one keeps its 10 s; the late one waits for the 5 s delay (30 s).
     let old = 10 + Policy::default().give_up_ms(0);
-    r.d.tick(at(old));
+    r.d.handle_timeout(at(old));
     assert_eq!(
         r.actions(at(old)),
         vec![Action::Cancel {
@@ -1080,11 +1077,11 @@ fn a_longer_delay_extends_only_the_attempts_that_may_have_arrived_after_it() {
         }]
     );
     let new = 3_200 + Policy::default().give_up_ms(5_000);
-    r.d.tick(at(new - 1));
+    r.d.handle_timeout(at(new - 1));
     assert!(!r.actions(at(new - 1)).contains(&Action::Cancel {
         request: request(&late[0])
     }));
-    r.d.tick(at(new));
+    r.d.handle_timeout(at(new));
     assert!(r.actions(at(new)).contains(&Action::Cancel {
         request: request(&late[0])
     }));
@@ -1101,22 +1098,22 @@ fn after_the_delay_dropped_a_given_up_payment_is_retried_at_once_not_when_the_ol
         ..Policy::default()
     };
     let mut r = rig(policy);
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let _ = r.actions(at(0));
     r.announce(Processor::Default, false, 60_000, 50);
-    r.d.tick(at(100));
+    r.d.handle_timeout(at(100));
     r.accept(at(100), 1);
     let first = r.actions(at(100));
     let (_, stamp) = payment_send(&first[0]);
     // The delay drops to 10 ms; the attempt (asleep until 60.1 s) is given up at 10.1 s.
     r.announce(Processor::Default, false, 10, 5_000);
-    r.d.tick(at(10_100));
+    r.d.handle_timeout(at(10_100));
     assert!(matches!(r.actions(at(10_100))[..], [Action::Cancel { .. }]));
-    r.d.tick(at(10_200));
+    r.d.handle_timeout(at(10_200));
     let lookup = r.actions(at(10_200));
     only_lookup(&lookup, Processor::Default);
     r.answer(at(10_210), lookup[0], 404);
-    r.d.tick(at(10_400));
+    r.d.handle_timeout(at(10_400));
     let retry = r.actions(at(10_400));
     assert_eq!(payment_send(&retry[0]), (Processor::Default, stamp));
 }
@@ -1129,7 +1126,7 @@ fn after_the_delay_dropped_a_given_up_payment_is_retried_at_once_not_when_the_ol
 #[test]
 fn a_late_answer_for_a_purged_payment_does_not_land_on_the_payment_that_took_its_slot() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let old = r.accept(at(0), 1);
     let sent = r.actions(at(0));
     assert_eq!(payment_send(&sent[0]), (Processor::Default, T0 as u64));
@@ -1155,7 +1152,7 @@ fn a_late_answer_for_a_purged_payment_does_not_land_on_the_payment_that_took_its
 #[test]
 fn a_held_payment_purged_under_it_is_never_sent_with_the_new_payments_stamp() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     r.accept(at(0), 1);
     let first = r.actions(at(0));
     r.fail(at(1), first[0], false); // refused: nothing stored, retried after a backoff
@@ -1163,7 +1160,7 @@ fn a_held_payment_purged_under_it_is_never_sent_with_the_new_payments_stamp() {
     let new = r.accept(at(10), 1);
     let mut sent_new = 0;
     for t in (20..3_000).step_by(50) {
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         for a in r.actions(at(t)) {
             let (p, stamp) = payment_send(&a);
             assert!(stamp >= T0 as u64 + 10, "sent with a stamp from before the new payment");
@@ -1182,7 +1179,7 @@ fn a_held_payment_purged_under_it_is_never_sent_with_the_new_payments_stamp() {
 #[test]
 fn a_copy_from_before_an_adoption_stays_dead_when_its_owner_adopts_the_payment_back() {
     let mut a = rig(Policy::default());
-    a.d.tick(at(0));
+    a.d.handle_timeout(at(0));
     a.accept(at(0), 1);
     // Both refuse for now, so A keeps its copy queued behind a backoff.
     let first = a.actions(at(0));
@@ -1206,7 +1203,7 @@ fn a_copy_from_before_an_adoption_stays_dead_when_its_owner_adopts_the_payment_b
     let mut sent = Vec::new();
     let mut t = t_a;
     while t < t_a + 5_000 {
-        a.d.tick(at(t));
+        a.d.handle_timeout(at(t));
         for action in a.actions(at(t)) {
             let Action::Send { processor, call, .. } = action else {
                 continue;
@@ -1252,8 +1249,8 @@ fn a_killed_instances_payment_in_flight_is_looked_up_by_a_survivor_within_a_few_
         if t == 1_000 {
             drop(process_a.take()); // kill -9: no unregistering, heartbeat still fresh
         }
-        if t >= b.next_deadline() {
-            b.tick(at(t));
+        if t >= b.poll_timeout() {
+            b.handle_timeout(at(t));
         }
         for action in actions_with_health(&mut b, at(t), healthy) {
             if let Action::Send {
@@ -1292,7 +1289,7 @@ fn a_killed_instances_payment_in_flight_is_looked_up_by_a_survivor_within_a_few_
 #[test]
 fn lookups_answered_with_unreadable_bodies_end_in_a_retry_that_settles_it() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let slot = r.accept(at(0), 1);
     let first = r.actions(at(0));
     let (_, stamp) = payment_send(&first[0]);
@@ -1301,7 +1298,7 @@ fn lookups_answered_with_unreadable_bodies_end_in_a_retry_that_settles_it() {
     let mut t = 10;
     while t < 30_000 && !matches!(r.state(slot), SlotState::Done { .. }) {
         t += 50;
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         for a in r.actions(at(t)) {
             let Action::Send { call, processor, .. } = a else {
                 continue;
@@ -1331,7 +1328,7 @@ fn lookups_answered_with_unreadable_bodies_end_in_a_retry_that_settles_it() {
 #[test]
 fn a_422_to_a_first_attempt_is_looked_up_and_recorded_as_the_processor_holds_it() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let slot = r.accept(at(1_000), 1);
     let first = r.actions(at(1_000));
     assert_eq!(payment_send(&first[0]).0, Processor::Default);
@@ -1346,7 +1343,7 @@ fn a_422_to_a_first_attempt_is_looked_up_and_recorded_as_the_processor_holds_it(
     let Action::Send { request, processor, .. } = lookup[0] else {
         panic!()
     };
-    r.d.completed(
+    r.d.handle_completion(
         at(1_020),
         Completion {
             request,
@@ -1372,7 +1369,7 @@ fn a_422_to_a_first_attempt_is_looked_up_and_recorded_as_the_processor_holds_it(
 #[test]
 fn a_422_to_a_first_attempt_after_the_payment_was_taken_is_ours() {
     let mut a = rig(Policy::default());
-    a.d.tick(at(0));
+    a.d.handle_timeout(at(0));
     let slot = a.accept(at(0), 1);
     let first = a.actions(at(0));
     let (p, stamp) = payment_send(&first[0]);
@@ -1393,7 +1390,7 @@ fn a_422_to_a_first_attempt_after_the_payment_was_taken_is_ours() {
 #[test]
 fn a_draining_dispatcher_records_answers_in_flight_and_sends_nothing_new() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     let _ = r.actions(at(0));
     let slots = [r.accept(at(10), 1), r.accept(at(10), 2), r.accept(at(10), 3)];
     let sent = r.actions(at(10));
@@ -1419,7 +1416,7 @@ fn a_draining_dispatcher_records_answers_in_flight_and_sends_nothing_new() {
     // Past the backoff of the third, the staleness of the dead owner and a health interval,
     // but before the second is given up: still nothing new.
     for t in (100..=9_900).step_by(100) {
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         assert_eq!(r.d.poll_action(), None, "sent something while draining, at {t} ms");
     }
     assert_eq!(r.d.stats().adopted, 0);
@@ -1428,7 +1425,7 @@ fn a_draining_dispatcher_records_answers_in_flight_and_sends_nothing_new() {
     assert_eq!(r.d.poll_action(), None);
     assert!(r.d.drained());
     for t in (10_000..=20_000).step_by(100) {
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         assert_eq!(r.d.poll_action(), None, "sent something once drained, at {t} ms");
     }
     // Unregistered, its unsettled payments (2 and 3, sent to default; 4, never sent; and the
@@ -1438,7 +1435,7 @@ fn a_draining_dispatcher_records_answers_in_flight_and_sends_nothing_new() {
     let mut b = Dispatcher::new(r.segment.attach_again(), owner_b, Policy::default());
     let mut asked = std::collections::HashSet::new();
     for t in (20_100..=40_000).step_by(100) {
-        b.tick(at(t));
+        b.handle_timeout(at(t));
         for a in actions_with_health(&mut b, at(t), [(false, 0), (false, 0)]) {
             match a {
                 Action::Send {
@@ -1464,13 +1461,13 @@ fn a_draining_dispatcher_records_answers_in_flight_and_sends_nothing_new() {
 #[test]
 fn a_purged_payment_pinned_for_resolution_is_not_looked_up() {
     let mut r = rig(Policy::default());
-    r.d.tick(at(0));
+    r.d.handle_timeout(at(0));
     r.accept(at(0), 1);
     let first = r.actions(at(0));
     r.fail(at(10), first[0], true); // ambiguous: pinned to default, looked up later
     r.segment.purge();
     for t in (100..30_000).step_by(100) {
-        r.d.tick(at(t));
+        r.d.handle_timeout(at(t));
         let sent = r.actions(at(t));
         assert!(sent.is_empty(), "sent {sent:?} at {t} ms for a purged payment");
     }

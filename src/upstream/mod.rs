@@ -47,78 +47,12 @@ use std::sync::mpsc;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::base::amount::Cents;
 use crate::base::clock::Now;
 use crate::base::payment::Processor;
-use crate::base::uuid::Uuid;
+use crate::dispatch::{Call, Completion, Outcome, RequestId};
 use crate::http::client::{parse_response, ParseResponse, Response, MAX_RESPONSE_BYTES};
 use crate::net::buf::{ReadBuf, ReadEnd, WriteBuf, WriteEnd};
-use crate::upstream::wire::{
-    parse_health, parse_lookup, parse_url, HealthAnswer, ProcessorUrl, RequestTemplates, UrlError,
-};
-
-/// The dispatcher's name for one request; echoed back in its [`Completion`].
-pub type RequestId = u64;
-
-/// What to ask a processor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Call {
-    /// `POST /payments` with this correlationId, amount and `requestedAt`.
-    Payment {
-        /// The correlationId.
-        id: Uuid,
-        /// The amount in cents.
-        cents: Cents,
-        /// `requestedAt`, milliseconds since the Unix epoch.
-        requested_at_ms: u64,
-    },
-    /// `GET /payments/{id}`, to resolve an ambiguous outcome.
-    Lookup {
-        /// The correlationId.
-        id: Uuid,
-    },
-    /// `GET /payments/service-health`.
-    Health,
-}
-
-/// How a request ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// A complete answer. `requested_at_ms` is filled for a 200 to a Lookup whose body was
-    /// readable (and named the id asked for); `health` for a 200 or 503 to Health with a
-    /// readable body; `retry_after_s` when the header was present in seconds.
-    Answered {
-        /// The status code.
-        status: u16,
-        /// The stored payment's `requestedAt` (Lookup, 200 only).
-        requested_at_ms: Option<u64>,
-        /// The stored payment's amount in cents (Lookup, 200 with a readable amount only).
-        amount_cents: Option<Cents>,
-        /// The health report (Health, 200 or 503).
-        health: Option<HealthAnswer>,
-        /// `Retry-After` in seconds.
-        retry_after_s: Option<u32>,
-    },
-    /// No complete answer: the connection failed, closed, or was refused. `written`: some
-    /// byte of the request reached the socket, so the processor may have acted on it
-    /// (ambiguous); false: certainly not sent (the connect failed, or the request was
-    /// cancelled before a byte of it was written).
-    Failed {
-        /// Whether any byte of the request was accepted by the socket.
-        written: bool,
-    },
-}
-
-/// One request's end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Completion {
-    /// The request, as submitted.
-    pub request: RequestId,
-    /// The processor it was sent to.
-    pub processor: Processor,
-    /// How it ended.
-    pub outcome: Outcome,
-}
+use crate::upstream::wire::{parse_health, parse_lookup, parse_url, ProcessorUrl, RequestTemplates, UrlError};
 
 /// How to reach the processors; indexed by [`Processor::index`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use crate::base::error::PaymentError;
 use crate::base::iso8601::{parse_iso_ms_assume_utc, write_iso_ms, Round, ISO_MS_LEN};
 use crate::base::json::read_object;
 use crate::base::uuid::Uuid;
+use crate::dispatch::ProcessorHealth;
 
 /// Where a processor listens, from a URL of the form `http://host[:port][/]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -232,16 +233,6 @@ fn amount_len(cents: Cents) -> usize {
     digits + 3
 }
 
-/// A processor's answer to `GET /payments/service-health`, as it said it. (The dispatcher
-/// keeps its own view of health; this is only the wire.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HealthAnswer {
-    /// `failing`: the processor answers 500 to payments.
-    pub failing: bool,
-    /// `minResponseTime` in milliseconds (the processor's configured delay), saturating.
-    pub min_response_ms: u32,
-}
-
 /// A processor's answer to `GET /payments/{id}`: what it stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LookupAnswer {
@@ -310,7 +301,7 @@ impl From<PaymentError> for AnswerError {
 /// System.Text.Json's web defaults bind them), whitespace anywhere, unknown keys skipped; a
 /// repeated key keeps its last value. `minResponseTime` must be a whole number ≥ 0 (`100.0`
 /// and `1e2` included); it saturates at `u32::MAX`.
-pub fn parse_health(body: &[u8]) -> Result<HealthAnswer, AnswerError> {
+pub fn parse_health(body: &[u8]) -> Result<ProcessorHealth, AnswerError> {
     let mut failing = None;
     let mut min_response_ms = None;
     read_object(body, |key, value| {
@@ -323,7 +314,7 @@ pub fn parse_health(body: &[u8]) -> Result<HealthAnswer, AnswerError> {
         }
         Ok::<(), AnswerError>(())
     })?;
-    Ok(HealthAnswer {
+    Ok(ProcessorHealth {
         failing: failing.ok_or(AnswerError::Missing(Field::Failing))?,
         min_response_ms: min_response_ms.ok_or(AnswerError::Missing(Field::MinResponseTime))?,
     })
@@ -519,12 +510,12 @@ mod tests {
     #[test]
     fn health_answers() {
         let ok = |failing, ms| {
-            Ok(HealthAnswer {
+            Ok(ProcessorHealth {
                 failing,
                 min_response_ms: ms,
             })
         };
-        let table: &[(&str, Result<HealthAnswer, AnswerError>)] = &[
+        let table: &[(&str, Result<ProcessorHealth, AnswerError>)] = &[
             (r#"{"failing":false,"minResponseTime":0}"#, ok(false, 0)),
             (r#"{ "minResponseTime" : 1250 , "failing" : true }"#, ok(true, 1250)),
             (

@@ -32,12 +32,11 @@ use payrelay::base::payment::Processor;
 use payrelay::base::uuid::Uuid;
 use payrelay::base::window::Window;
 use payrelay::dispatch::{Action, Dispatcher, Policy};
+use payrelay::dispatch::{Call, Completion, Outcome, ProcessorHealth as WireHealth, RequestId};
 use payrelay::segment::{Insert, Segment, SlotState};
 use payrelay::sim::body::ProcessorPayment;
 use payrelay::sim::decimal::Decimal;
 use payrelay::sim::{Answer, HealthAnswer, PaymentOutcome, ProcessorConfig, ProcessorState};
-use payrelay::upstream::wire::HealthAnswer as WireHealth;
-use payrelay::upstream::{Call, Completion, Outcome, RequestId};
 
 use super::rng::Rng;
 use super::schedule::{Change, Class, NetFaults, Schedule};
@@ -378,7 +377,7 @@ impl<'a> World<'a> {
             match (&inst.dispatcher, inst.stalled_until) {
                 (None, _) => {}
                 (Some(_), Some(until)) => next = next.min(until),
-                (Some(d), None) => next = next.min(d.next_deadline()),
+                (Some(d), None) => next = next.min(d.poll_timeout()),
             }
         }
         for p in &self.processors {
@@ -425,7 +424,7 @@ impl<'a> World<'a> {
         }
         for i in 0..self.instances.len() {
             let inst = &mut self.instances[i];
-            let due = inst.stalled_until.is_none() && inst.dispatcher.as_ref().is_some_and(|d| t >= d.next_deadline());
+            let due = inst.stalled_until.is_none() && inst.dispatcher.as_ref().is_some_and(|d| t >= d.poll_timeout());
             if !due {
                 continue;
             }
@@ -440,12 +439,12 @@ impl<'a> World<'a> {
                 let msg = format!(
                     "instance {i} spins: ticked at {t} ms and still due at {} ms (the reactor would poll \
                      with a zero timeout until something else happens); stats {:?}",
-                    d.next_deadline(),
+                    d.poll_timeout(),
                     d.stats()
                 );
                 self.violation(msg);
             }
-            inst.dispatcher.as_mut().expect("due").tick(now_of(t));
+            inst.dispatcher.as_mut().expect("due").handle_timeout(now_of(t));
             self.settle(i);
         }
         if t >= self.next_summary {
@@ -654,7 +653,7 @@ impl<'a> World<'a> {
                 self.report.accepted += 1;
                 self.report.accepted_cents += post.cents;
                 let d = self.instances[i].dispatcher.as_mut().expect("active");
-                d.accepted(now_of(now), slot, post.id, post.cents);
+                d.handle_accepted(now_of(now), slot, post.id, post.cents);
                 self.trace(format_args!("i{i} accepts {} ({} cents)", short(&post.id), post.cents));
                 self.settle(i);
             }
@@ -696,7 +695,7 @@ impl<'a> World<'a> {
         if self.instances[i].stalled_until.is_none() && self.rng.chance(0.5) {
             let now = now_of(self.now);
             let d = self.instances[i].dispatcher.as_mut().expect("alive");
-            d.tick(now);
+            d.handle_timeout(now);
             while let Some(a) = d.poll_action() {
                 batch.push(a);
             }
@@ -768,7 +767,7 @@ impl<'a> World<'a> {
                 // As `Upstream::cancel` does: a request on the wire ends ambiguous, one still
                 // queued for a connection ends never written.
                 if let Some(d) = self.instances[i].dispatcher.as_mut() {
-                    d.completed(
+                    d.handle_completion(
                         now_of(self.now),
                         Completion {
                             request,
@@ -1124,7 +1123,7 @@ impl<'a> World<'a> {
         let p = w.processor;
         self.trace(format_args!("i{i} #{request} ← {} {outcome:?}", p.name()));
         let d = self.instances[i].dispatcher.as_mut().expect("alive");
-        d.completed(
+        d.handle_completion(
             now_of(self.now),
             Completion {
                 request,
