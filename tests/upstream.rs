@@ -251,11 +251,24 @@ impl Loop {
     fn submit(&mut self, request: RequestId, call: Call) {
         let now = self.now();
         self.upstream
-            .submit(self.poll.registry(), now, Processor::Default, request, call);
+            .handle_call(self.poll.registry(), now, Processor::Default, request, call);
+        self.collect();
     }
 
+    /// Cancels `request` and returns its completion, if the upstream still knew it.
     fn cancel(&mut self, request: RequestId) -> Option<Completion> {
-        self.upstream.cancel(self.poll.registry(), request)
+        let now = self.now();
+        self.upstream.handle_cancel(self.poll.registry(), now, request);
+        self.collect();
+        let at = self.done.iter().position(|c| c.request == request)?;
+        Some(self.done.remove(at))
+    }
+
+    /// Moves the upstream's completions to `done`.
+    fn collect(&mut self) {
+        while let Some(c) = self.upstream.poll_completion() {
+            self.done.push(c);
+        }
     }
 
     /// One loop turn: poll (no longer than the upstream's next deadline or 20 ms), hand the
@@ -264,7 +277,7 @@ impl Loop {
         let now = self.now();
         let wait = self
             .upstream
-            .next_deadline()
+            .poll_timeout()
             .map_or(20, |d| d.saturating_sub(now.mono_ms).min(20));
         self.poll
             .poll(&mut self.events, Some(Duration::from_millis(wait)))
@@ -273,16 +286,10 @@ impl Loop {
         for event in self.events.iter() {
             let token = event.token();
             assert!(self.upstream.owns(token), "stray token {token:?}");
-            self.upstream.io_event(
-                self.poll.registry(),
-                now,
-                token,
-                event.is_readable() || event.is_read_closed(),
-                event.is_writable(),
-                &mut self.done,
-            );
+            self.upstream.handle_event(self.poll.registry(), now, token);
         }
-        self.upstream.tick(self.poll.registry(), now, &mut self.done);
+        self.upstream.handle_timeout(self.poll.registry(), now);
+        self.collect();
     }
 
     /// Turns the loop until `request` completes (5 s at most) and returns its outcome.

@@ -4,13 +4,11 @@
 //! This is the only place where the sans-I/O dispatcher meets sockets; the deterministic
 //! simulation replaces exactly this piece with simulated processors.
 
-use mio::{Registry, Token};
-
 use crate::base::amount::Cents;
 use crate::base::clock::Now;
 use crate::base::uuid::Uuid;
-use crate::dispatch::Completion;
 use crate::dispatch::{Action, Dispatcher};
+use crate::net::service::{Registry, Token};
 use crate::segment::PaymentRef;
 use crate::upstream::Upstream;
 
@@ -18,27 +16,17 @@ use crate::upstream::Upstream;
 pub struct Pipeline {
     dispatcher: Dispatcher,
     upstream: Upstream,
-    done: Vec<Completion>,
 }
 
 impl Pipeline {
     /// Joins a dispatcher to the pools that will perform its calls.
     pub fn new(dispatcher: Dispatcher, upstream: Upstream) -> Pipeline {
-        Pipeline {
-            dispatcher,
-            upstream,
-            done: Vec::new(),
-        }
+        Pipeline { dispatcher, upstream }
     }
 
     /// The dispatcher (for `/stats`).
     pub fn dispatcher(&self) -> &Dispatcher {
         &self.dispatcher
-    }
-
-    /// The connection pools (for `/stats`).
-    pub fn upstream(&self) -> &Upstream {
-        &self.upstream
     }
 
     /// A payment this instance accepted and owns. Its first request goes out at the end of
@@ -48,20 +36,20 @@ impl Pipeline {
     }
 
     /// Readiness of an upstream socket.
-    pub fn io_event(&mut self, registry: &Registry, now: Now, token: Token, readable: bool, writable: bool) {
-        self.upstream
-            .io_event(registry, now, token, readable, writable, &mut self.done);
-        self.settle(registry, now);
+    pub fn io_event(&mut self, registry: &Registry, now: Now, token: Token) {
+        self.upstream.handle_event(registry, now, token);
+        self.exchange(registry, now);
     }
 
-    /// Once per loop turn: lets the dispatcher's time pass, runs the pools' housekeeping, and
-    /// performs every action until nothing more happens this turn.
+    /// Once per loop turn: lets the dispatcher's and the pools' time pass, and performs
+    /// every action until nothing more happens this turn.
     pub fn turn(&mut self, registry: &Registry, now: Now) {
         if now.mono_ms >= self.dispatcher.poll_timeout() {
             self.dispatcher.handle_timeout(now);
         }
-        self.upstream.tick(registry, now, &mut self.done);
-        self.settle(registry, now);
+        // Every turn, as before the split: idle expiry has no deadline of its own.
+        self.upstream.handle_timeout(registry, now);
+        self.exchange(registry, now);
     }
 
     /// The instance is stopping: nothing new is sent, answers still on their way are
@@ -78,15 +66,15 @@ impl Pipeline {
     /// The earliest monotonic instant at which [`Pipeline::turn`] has work.
     pub fn next_deadline(&self) -> u64 {
         let d = self.dispatcher.poll_timeout();
-        self.upstream.next_deadline().map_or(d, |u| u.min(d))
+        self.upstream.poll_timeout().map_or(d, |u| u.min(d))
     }
 
-    /// Performs pending actions and feeds back completions until both are exhausted (a
-    /// completion may free capacity for more sends; a send may fail at once).
-    fn settle(&mut self, registry: &Registry, now: Now) {
+    /// Hands the dispatcher's actions to the pools and the pools' completions to the
+    /// dispatcher until neither has more (a completion may free capacity for more sends; a
+    /// send may fail at once).
+    fn exchange(&mut self, registry: &Registry, now: Now) {
         loop {
             let mut progressed = false;
-            self.upstream.drain_completions(&mut self.done);
             while let Some(action) = self.dispatcher.poll_action() {
                 progressed = true;
                 match action {
@@ -94,15 +82,11 @@ impl Pipeline {
                         request,
                         processor,
                         call,
-                    } => self.upstream.submit(registry, now, processor, request, call),
-                    Action::Cancel { request } => {
-                        if let Some(c) = self.upstream.cancel(registry, request) {
-                            self.done.push(c);
-                        }
-                    }
+                    } => self.upstream.handle_call(registry, now, processor, request, call),
+                    Action::Cancel { request } => self.upstream.handle_cancel(registry, now, request),
                 }
             }
-            for completion in self.done.drain(..) {
+            while let Some(completion) = self.upstream.poll_completion() {
                 progressed = true;
                 self.dispatcher.handle_completion(now, completion);
             }

@@ -3,15 +3,13 @@
 //! connection's output buffer; only a payment whose slot is being written by another process
 //! at that instant is answered later.
 
-use mio::Token;
-
 use crate::app::pipeline::Pipeline;
 use crate::base::amount::{write_amount, Cents};
 use crate::base::payment::{parse_payment, Processor};
 use crate::base::uuid::Uuid;
 use crate::base::window::parse_window;
 use crate::http::{response, Method, Request, Status};
-use crate::net::service::{ConnRef, Cx, Reply, Service};
+use crate::net::service::{ConnRef, Cx, Reply, Service, Token};
 use crate::segment::{Insert, Segment, Summary};
 
 /// Delay before retrying an insert that met a slot mid-write by another process.
@@ -184,8 +182,8 @@ impl Service for Api {
         }
     }
 
-    fn io_event(&mut self, cx: &mut Cx<'_>, token: Token, readable: bool, writable: bool) {
-        self.pipeline.io_event(cx.registry(), cx.now, token, readable, writable);
+    fn io_event(&mut self, cx: &mut Cx<'_>, token: Token, _readable: bool, _writable: bool) {
+        self.pipeline.io_event(cx.registry(), cx.now, token);
     }
 
     fn before_sleep(&mut self, cx: &mut Cx<'_>) {

@@ -5,6 +5,7 @@ pub mod buf;
 pub mod conn;
 pub mod event_loop;
 pub mod listen;
+pub mod outbound;
 pub mod service;
 pub mod sys;
 pub mod timers;

@@ -3,7 +3,7 @@
 //! ([`Reply`]). The connection protocol and the loop both build on this; it builds on
 //! neither.
 
-use mio::{Registry, Token};
+pub use mio::{Registry, Token};
 
 use crate::base::clock::Now;
 use crate::http::Request;
