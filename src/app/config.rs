@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::base::settings::whole_number;
 use crate::dispatch::Policy;
 use crate::net::conn::ConnLimits;
 use crate::net::listen::{parse_listen, ListenAddr};
@@ -236,16 +237,7 @@ fn parse_url(var: &'static str, value: Option<String>, default: &str) -> Result<
 }
 
 fn number(var: &'static str, value: Option<String>, default: u64, min: u64) -> Result<u64, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) => match v.trim().parse::<u64>() {
-            Ok(n) if n >= min => Ok(n),
-            _ => Err(ConfigError {
-                var,
-                reason: format!("{v:?} is not a whole number >= {min}"),
-            }),
-        },
-    }
+    whole_number(value.as_deref(), default, min).map_err(|reason| ConfigError { var, reason })
 }
 
 fn fraction(var: &'static str, value: Option<String>, default: f64) -> Result<f64, ConfigError> {

@@ -59,11 +59,6 @@ impl Api {
         &self.pipeline
     }
 
-    /// The segment this handler writes to.
-    pub fn segment(&self) -> &Segment {
-        &self.segment
-    }
-
     /// `POST /payments`: validate, store as queued (once per correlationId across every
     /// instance), answer 202.
     fn post_payment(&mut self, cx: &mut Cx<'_>, conn: ConnRef, body: &[u8], out: &mut Vec<u8>) -> Reply {

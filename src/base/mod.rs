@@ -9,6 +9,7 @@
 //! - [`payment`]: the processors, and our `POST /payments` body.
 //! - [`iso8601`]: ISO-8601 ⇄ milliseconds without a date library.
 //! - [`window`]: the summary query string → an inclusive millisecond window.
+//! - [`settings`]: the shapes of settings read from the environment.
 
 pub mod amount;
 pub mod clock;
@@ -16,5 +17,6 @@ pub mod error;
 pub mod iso8601;
 pub mod json;
 pub mod payment;
+pub mod settings;
 pub mod uuid;
 pub mod window;

@@ -217,11 +217,6 @@ impl<S: Service> Reactor<S> {
         self.stop_timeout_ms = ms;
     }
 
-    /// The service, for setup before [`Reactor::run`].
-    pub fn service_mut(&mut self) -> &mut S {
-        &mut self.service
-    }
-
     /// Runs until SIGTERM or SIGINT, then closes the listeners (removing unix socket files),
     /// lets the work under way finish within the stop timeout ([`Reactor::set_stop_timeout`]),
     /// flushes what can be flushed without waiting, and returns the service.

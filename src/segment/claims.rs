@@ -121,6 +121,7 @@ pub struct Attempted {
 }
 
 /// Why [`Segment::claim`] refused.
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClaimError {
     /// The slot holds no payment of the current epoch (empty, being written, purged, out of
@@ -132,6 +133,7 @@ pub enum ClaimError {
     OwnedByLive,
 }
 
+#[cfg(test)]
 impl fmt::Display for ClaimError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -142,6 +144,7 @@ impl fmt::Display for ClaimError {
     }
 }
 
+#[cfg(test)]
 impl std::error::Error for ClaimError {}
 
 /// Why [`Segment::begin_attempt`] refused: the caller must not send.
@@ -230,9 +233,12 @@ impl Segment {
 
     /// Claims the payment in `slot` for `owner`: from `QUEUED`, or from an owner that is stale
     /// at `now_ms` per [`Segment::owner_is_stale`]. Already owned by `owner`: `Ok` too.
+    /// Instances claim through [`Segment::adopt`], by the same rules; this one-slot form
+    /// lets the tests set up and check a single claim.
     ///
     /// Returns the payment with the attempts already stamped by anyone, or
     /// [`ClaimError::NotLive`], [`ClaimError::AlreadyDone`], [`ClaimError::OwnedByLive`].
+    #[cfg(test)]
     pub fn claim(&self, slot: SlotId, owner: OwnerId, now_ms: u64, stale_ms: u64) -> Result<Claimed, ClaimError> {
         let raw = self.slots().get(slot.0 as usize).ok_or(ClaimError::NotLive)?;
         let epoch = self.current_epoch();

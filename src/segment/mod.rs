@@ -61,7 +61,9 @@ use crate::base::payment::Processor;
 
 use crate::base::uuid::Uuid;
 
-pub use claims::{AttemptError, Attempted, Census, ClaimError, Claimed};
+#[cfg(test)]
+pub use claims::ClaimError;
+pub use claims::{AttemptError, Attempted, Census, Claimed};
 pub use error::SegmentError;
 pub use health::HealthReport;
 pub use layout::MAX_TIME_MS;

@@ -5,6 +5,7 @@
 use super::decimal::Decimal;
 use super::model::ProcessorConfig;
 use super::service::{Framing, ServiceOptions};
+use crate::base::settings::whole_number;
 use crate::net::conn::ConnLimits;
 use crate::net::listen::parse_listen;
 use crate::net::listen::ListenAddr;
@@ -70,14 +71,8 @@ impl SimConfig {
     /// count as unset. Errors name the variable and say what it must be.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<SimConfig, String> {
         let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let number = |name: &str, default: u64, min: u64| -> Result<u64, String> {
-            match var(name) {
-                None => Ok(default),
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(n) if n >= min => Ok(n),
-                    _ => Err(format!("{name} must be a whole number of at least {min}, not {v:?}")),
-                },
-            }
+        let number = |name: &str, default: u64, min: u64| {
+            whole_number(var(name).as_deref(), default, min).map_err(|reason| format!("{name}: {reason}"))
         };
         let defaults = ProcessorConfig::default();
         let port = number("PORT", 8080, 1)?;

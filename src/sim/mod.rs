@@ -20,6 +20,6 @@ pub mod service;
 
 pub use config::SimConfig;
 pub use model::{
-    Answer, HealthAnswer, HealthStatus, PaymentOutcome, ProcessorConfig, ProcessorState, Summary, Unreadable,
+    AdminSummary, Answer, HealthAnswer, HealthStatus, PaymentOutcome, ProcessorConfig, ProcessorState, Unreadable,
 };
 pub use service::{Framing, ServiceOptions, SimService};

@@ -119,7 +119,7 @@ pub struct StoredPayment {
 
 /// The admin summary of a window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Summary {
+pub struct AdminSummary {
     /// Payments stored whose `requestedAt` lies in the window.
     pub total_requests: u64,
     /// Their amounts summed, with the largest scale among them (`0` when none).
@@ -395,7 +395,7 @@ impl<T> ProcessorState<T> {
 
     /// Count, sum and fee of the stored payments whose `requestedAt` lies in `window`, both
     /// ends included; an open end is unbounded. Linear in the payments stored.
-    pub fn summary(&self, window: &Window) -> Summary {
+    pub fn summary(&self, window: &Window) -> AdminSummary {
         let (mut count, mut cents, mut scale) = (0u64, 0u64, 0u8);
         for p in self.payments.values() {
             if window.contains(p.requested_at_ms) {
@@ -409,7 +409,7 @@ impl<T> ProcessorState<T> {
         } else {
             Decimal::from_cents(cents, scale)
         };
-        Summary {
+        AdminSummary {
             total_requests: count,
             total_amount,
             total_fee: total_amount.times(self.config.fee),
