@@ -2,25 +2,30 @@
 //! thread running one `mio` reactor per process, with payments kept in a lock-free table in
 //! a memory-mapped file that every instance shares.
 //!
-//! # Layout
-//! - [`config`]: environment → typed [`config::Config`], defaults, `--help` text.
-//! - [`cli`]: the few command-line arguments both binaries take.
-//! - [`sys`]: the few thin `libc` wrappers (termination signals, accept backlog).
-//! - [`timer`]: deadlines; the next poll timeout.
-//! - [`buf`]: capped read/write buffers; the only socket drain loops.
-//! - [`reactor`]: the event loop: listeners, a slab of connections, timers, deferred close.
-//! - [`http`]: request framing over `httparse` and preformatted responses.
-//! - [`server`]: one inbound connection's state machine.
-//! - [`api`]: the routes of SPEC §2: decode, validate, call the segment, encode.
-//! - [`payment`]: correlationIds, exact cents, the JSON reader for the payment body.
-//! - [`time`]: ISO-8601 ⇄ milliseconds without a date library.
-//! - [`window`]: the summary query string → an inclusive millisecond window.
-//! - [`segment`]: the shared payment table (mmap, atomics, time index, purge).
-//! - [`dispatch`]: the dispatcher: claims, routing, retries, exactly once; sans I/O.
-//! - [`pipeline`]: performs the dispatcher's actions with the upstream pools.
-//! - [`processor_api`]: the processors' wire format as we call it (requests, answers, URLs).
-//! - [`upstream`]: pools of keep-alive connections to the processors, on the reactor.
-//! - [`sim`]: the payment processor simulator's logic, sans I/O (issue 3).
+//! # Layers
+//! Each folder is a layer; a layer imports only from layers below it (`tests/architecture.rs`
+//! checks this, and that `mio` stays in `net` and `libc` in the files that make system
+//! calls). From the bottom up:
+//! - [`base`]: std only (and `itoa`): the clock reading [`base::clock::Now`], payment types,
+//!   the JSON reader, amounts in cents, UUIDs, ISO-8601, the summary window, settings.
+//! - [`segment`]: the shared payment table in a memory-mapped file: atomics, owners and
+//!   their liveness, claims, the time index, purge.
+//! - [`http`]: HTTP/1.1 framing without I/O: requests over `httparse`, preformatted
+//!   responses, the client's answer parser. Beside `segment`; neither uses the other.
+//! - [`dispatch`]: the dispatcher, sans I/O: claims, routing, retries, exactly once. It owns
+//!   the vocabulary of its calls ([`dispatch::Call`], [`dispatch::Completion`]).
+//! - [`net`]: the only home of `mio` and of socket system calls: the event loop, the
+//!   service interface it offers, the inbound connection protocol, listeners, outbound
+//!   sockets, timers, buffers.
+//! - [`upstream`]: pools of keep-alive connections to the processors (pool, resolver, wire
+//!   format), performing the dispatcher's calls on the loop.
+//! - [`app`]: the application: HTTP routes, the pipeline joining dispatcher and pools,
+//!   configuration, command line.
+//! - [`sim`]: the payment processor simulator, sans I/O plus its service; nothing imports
+//!   it. Beside `app`.
+//!
+//! `docs/ARCHITECTURE.md` tells the whole design: topology, a payment's life, the
+//! correctness rules, routing, and the segment's protocol.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 

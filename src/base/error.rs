@@ -19,7 +19,7 @@ pub enum PaymentError {
     BadString,
     /// The value of an ignored key is not valid JSON (a bad number or literal, say).
     BadValue,
-    /// Values are nested deeper than [`MAX_DEPTH`].
+    /// Values are nested deeper than [`MAX_DEPTH`](crate::base::json::MAX_DEPTH).
     TooDeep,
     /// Something other than whitespace follows the object.
     TrailingData,
@@ -35,7 +35,7 @@ pub enum PaymentError {
     AmountNotNumber,
     /// `amount` is zero or negative once rounded to cents.
     AmountNotPositive,
-    /// `amount` is above [`MAX_CENTS`] once rounded to cents.
+    /// `amount` is above [`MAX_CENTS`](crate::base::amount::MAX_CENTS) once rounded to cents.
     AmountTooLarge,
     /// There is no `requestedAt` key (processor bodies only).
     MissingRequestedAt,

@@ -6,7 +6,7 @@ use super::amount::{scan_number, ScaledAmount, ScanError};
 use super::error::PaymentError;
 use super::uuid::{hex_value, parse_uuid, Uuid};
 
-/// The deepest nesting [`parse_payment`] accepts, the payment object itself being level 1.
+/// The deepest nesting [`parse_payment`](crate::base::payment::parse_payment) accepts, the payment object itself being level 1.
 /// It bounds the work spent skipping unknown values; real bodies never nest at all.
 pub const MAX_DEPTH: usize = 32;
 

@@ -50,7 +50,7 @@ pub struct PaymentRequest {
 
 /// Reads the body of `POST /payments`: exactly one JSON object holding a `correlationId`
 /// (a canonical UUID string) and an `amount` (a JSON number), in any order, each once; other
-/// keys are skipped whatever their value, down to [`MAX_DEPTH`]. Syntax is strict JSON
+/// keys are skipped whatever their value, down to [`MAX_DEPTH`](crate::base::json::MAX_DEPTH). Syntax is strict JSON
 /// (RFC 8259): no trailing commas, no leading zeros, no `NaN`, raw control characters refused
 /// in strings. Keys and the correlationId may use escapes (`"correlation\u0049d"`).
 ///

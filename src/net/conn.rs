@@ -249,7 +249,7 @@ impl Conn {
     }
 
     /// The loop is stopping: a connection waiting for nothing closes, one in the middle of a
-    /// request answers it and then closes (see [`Phase::Stopping`]), one waiting for a
+    /// request answers it and then closes (see `Phase::Stopping`), one waiting for a
     /// deferred answer closes after it. Takes effect at the next [`Conn::on_ready`], which
     /// the caller runs at once with `readable` set, so that a request already in the socket
     /// is read and answered rather than cut off.

@@ -88,7 +88,7 @@ use super::layout::{
 use super::table::Key;
 use super::{Claim, Insert, OwnerId, PaymentRef, Segment, SlotId};
 
-/// A payment as its new owner receives it from [`Segment::claim`] or [`Segment::adopt`].
+/// A payment as its new owner receives it from [`Segment::adopt`] (or, in tests, `Segment::claim`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Claimed {
     /// The claim: what [`Segment::begin_attempt`] asks for.

@@ -22,7 +22,7 @@ pub struct ProcessorPayment {
 /// `amount` and `requestedAt`, each once, other keys skipped. Like the official processor's
 /// JSON binding (System.Text.Json with web defaults), key names match whatever their ASCII
 /// case, and a `requestedAt` with no zone is read as UTC. Otherwise as strict as
-/// [`parse_payment`]: the amount must be a JSON number, positive, at most [`MAX_CENTS`].
+/// [`parse_payment`](crate::base::payment::parse_payment): the amount must be a JSON number, positive, at most [`MAX_CENTS`](crate::base::amount::MAX_CENTS).
 ///
 /// Allocation-free; linear in `body.len()`. The first problem met is returned.
 pub fn parse_processor_payment(body: &[u8]) -> Result<ProcessorPayment, PaymentError> {
