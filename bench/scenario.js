@@ -1,4 +1,4 @@
-// The scenario benchmark (SPEC.md §4), written from the published rules: virtual users ramp
+// The scenario benchmark (the challenge's scoring), written from the published rules: virtual users ramp
 // from 1 to MAX_REQUESTS over the run, each posting a payment of AMOUNT then sleeping 1 s; a
 // schedule changes the processors' delay and failure mode through their admin API; every
 // 10 s our summary is compared with both processors' books over [now-15 s, now-1.5 s]; at the
@@ -9,7 +9,7 @@
 //   BACKEND=http://127.0.0.1:9999 DEFAULT=http://127.0.0.1:8001 FALLBACK=http://127.0.0.1:8002 \
 //   MAX_REQUESTS=550 AMOUNT=19.90 SCHEDULE=published k6 run bench/scenario.js
 //
-// SCHEDULE: published (the table in SPEC.md §4), slow-default (default at 3 s per payment for
+// SCHEDULE: published (the published table), slow-default (default at 3 s per payment for
 // most of the run), long-outage (default failing from 10 s to 55 s), flapping (default and
 // fallback failing in turn every 10 s), tail-outage (default failing from 40 s to the end),
 // both-slow (both at 300-1200 ms all run, never failing), fast-flapping (default and
@@ -159,7 +159,7 @@ export function schedule(data) {
 function books(from, to) {
   const q = `?from=${from}&to=${to}`;
   const res = http.get(`${BACKEND}/payments-summary${q}`, { tags: { kind: 'backend' } });
-  // Every request to us counts towards p99 (SPEC §4), the audits' reads too.
+  // Every request to us counts towards p99 (as the challenge scores it), the audits' reads too.
   backendLatency.add(res.timings.duration);
   const ours = res.json();
   const theirs = {};

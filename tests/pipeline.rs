@@ -497,7 +497,7 @@ fn after_a_kill_9_every_audit_window_agrees_with_the_processors() {
     let start = now_ms() - 1;
     let only_a = [stack.apis[0], stack.apis[0]];
     let acked = load(only_a, 11, 400, 16, 1990);
-    // Many are on the wire now (64 in flight at most, 100 ms each): kill without a goodbye.
+    // Many are on the wire now (up to the pool of 384 in flight, 100 ms each): kill without a goodbye.
     let in_flight = json_number(stack.stats(0).split("\"default\":").nth(1).unwrap(), "inFlight");
     let killed_at = now_ms();
     stack.api_procs[0] = None;

@@ -1,4 +1,4 @@
-//! Conformance of `payment-processor-sim` to the official processor (SPEC §3, issue 3), over
+//! Conformance of `payment-processor-sim` to the official processor (issue 3), over
 //! real sockets against the real binary: the order delay → failure → insert, 422 on
 //! duplicates, 400/415 before the delay, admission limits, the health rate limiter's window
 //! and queue, admin auth and settings, inclusive windows, fee arithmetic and printing, the

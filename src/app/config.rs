@@ -1,4 +1,4 @@
-//! Configuration from the environment (SPEC §6 names), with defaults, validation that names
+//! Configuration from the environment (the names the challenge fixes), with defaults, validation that names
 //! the variable at fault, and the `--help` text that documents all of it.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The routes of SPEC §2 (and `GET /stats`): decode and validate each request, act on the
+//! The routes of the challenge's API (and `GET /stats`): decode and validate each request, act on the
 //! shared segment and the pipeline, and encode the answer. Answers are appended to the
 //! connection's output buffer; only a payment whose slot is being written by another process
 //! at that instant is answered later.
@@ -210,7 +210,7 @@ impl Service for Api {
     }
 }
 
-/// Writes SPEC's summary object, amounts printed from integer cents with two decimals.
+/// Writes the challenge's summary object, amounts printed from integer cents with two decimals.
 pub fn write_summary(summary: &Summary, out: &mut Vec<u8>) {
     let mut digits = itoa::Buffer::new();
     out.push(b'{');

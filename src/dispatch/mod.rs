@@ -1,5 +1,5 @@
 //! The dispatcher: takes the payments this instance owns to a processor, exactly once, as a
-//! state machine without I/O (DESIGN.md "The payment pipeline").
+//! state machine without I/O (docs/ARCHITECTURE.md, "A payment's life").
 //!
 //! It owns no socket and reads no clock. Inputs: a payment accepted ([`Dispatcher::handle_accepted`]),
 //! a request's outcome ([`Dispatcher::handle_completion`]), and the passing of time
@@ -12,7 +12,7 @@
 //! # Where a payment waits
 //! - `fresh`: no unresolved attempt anywhere; routed by the [`Policy`], oldest first.
 //! - `pinned[p]`: an attempt on `p` may have landed (timeout, connection lost after writing).
-//!   DESIGN.md: it must be resolved on `p` before it may go anywhere else — first by
+//!   The rule: it must be resolved on `p` before it may go anywhere else — first by
 //!   `GET /payments/{id}` on `p` (found settles it), then by a retry on `p` with the same
 //!   `requestedAt` (200 or 422 settle it). Not found settles nothing: a processor applies a
 //!   new delay only to requests that arrive after the change, so the attempt may still sleep

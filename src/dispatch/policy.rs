@@ -1,7 +1,7 @@
 //! The routing policy: given what is known of both processors, the backlog and the inflow of
 //! payments, where the oldest waiting payment goes now — default, fallback, or nowhere yet.
 //!
-//! The reasoning (DESIGN.md "Routing"): default is cheaper, and a payment still waiting is
+//! The reasoning (docs/ARCHITECTURE.md, "Routing"): default is cheaper, and a payment still waiting is
 //! counted by no audit, so waiting costs nothing — until the run ends, when a payment still
 //! waiting loses its whole value. Sending it to fallback instead costs the fee gap for sure.
 //! Per unit of time, holding gains `recovery hazard × (fee_f − fee_d)` and risks
@@ -36,7 +36,7 @@
 //! within what the fee gap buys (`too_slow`, same reasoning with an in-flight payment, which
 //! the end always catches if it is not back by then).
 //!
-//! Audits add one more cost (SPEC §4): every few seconds the books are compared over a window
+//! Audits add one more cost (the challenge's scoring): every few seconds the books are compared over a window
 //! that ends `audit_lag_ms` ago, our summary read a moment before the processors'. A processor
 //! whose delay is at least that lag stores payments whose `requestedAt` lies inside the
 //! window, and one stored between the two reads is an inconsistency, fined at 35% of the
@@ -57,7 +57,7 @@ const CARRY_LATENCY_FLOOR_MS: u64 = 10;
 pub struct Policy {
     /// Fee of each processor as a fraction (published: 5% and 15%).
     pub fees: [f64; 2],
-    /// How long after the inflow stops the run's end may come (SPEC §4: about a second).
+    /// How long after the inflow stops the run's end may come (the official test: about a second).
     pub end_notice_ms: u64,
     /// Least silence of the inflow that counts as stopped (see `quiet_after_ms`).
     pub quiet_ms: u64,
@@ -82,7 +82,7 @@ pub struct Policy {
     pub retry_backoff_ms: u64,
     /// Cap of the retry delay.
     pub max_backoff_ms: u64,
-    /// How long before an audit its window ends (1.5 s in SPEC §4); a processor at least
+    /// How long before an audit its window ends (1.5 s in the challenge's scoring); a processor at least
     /// this slow is avoided when the other is not (module doc). 0 disables the rule.
     pub audit_lag_ms: u64,
 }

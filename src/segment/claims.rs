@@ -2,8 +2,8 @@
 //! the `requestedAt` fixed per (payment, processor), and the census for `GET /stats`.
 //!
 //! # Ownership
-//! A payment `IN_FLIGHT` carries its owner's id in `ctrl`. An owner keeps it while its
-//! heartbeat is fresh (`owners.rs`); any instance may take it by CAS from a stale owner (or
+//! A payment `IN_FLIGHT` carries its owner's id in `ctrl`. An owner keeps it while it is
+//! alive: its lock witness held and its heartbeat fresh (`owners.rs`, `witness.rs`); any instance may take it by CAS from a stale owner (or
 //! from `QUEUED`), and `mark_done` finishes it from any owner. There is no way back to
 //! `QUEUED`: a payment leaves `IN_FLIGHT` only to another owner or to done.
 //!
@@ -14,7 +14,7 @@
 //! the newest claim only through its newest copy.
 //!
 //! # The attempt protocol
-//! DESIGN.md: `requestedAt` is fixed per (payment, processor) and reused on every retry there;
+//! The rules: `requestedAt` is fixed per (payment, processor) and reused on every retry there;
 //! after an ambiguous outcome on P the payment must be resolved on P before going elsewhere.
 //! Both rules need an adopter to know every attempt its predecessor may have sent, even when
 //! the predecessor is not dead but stalled, wakes up and sends just as the adopter takes over.
@@ -49,7 +49,7 @@
 //! Being the CAS that proves ownership, the record can never be written by an instance that
 //! lost the payment. (Both may see each other: A then
 //! resolves the attempt on P with the same `requestedAt`, and a second delivery is answered
-//! `422`, which DESIGN.md counts as done.) On x86 every CAS is a full barrier anyway; the
+//! `422`, which counts as done.) On x86 every CAS is a full barrier anyway; the
 //! SeqCst orderings are what makes the argument hold on weaker machines (ARM) too.
 //!
 //! Every other ordering here is Acquire/Release as in `table.rs`: the fields of a payment are
@@ -129,7 +129,7 @@ pub enum ClaimError {
     NotLive,
     /// The payment is done (or being marked done).
     AlreadyDone,
-    /// Another instance owns it and its heartbeat is fresh.
+    /// Another instance owns it and is alive (lock held, heartbeat fresh).
     OwnedByLive,
 }
 

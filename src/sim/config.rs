@@ -14,7 +14,7 @@ use crate::net::listen::ListenAddr;
 pub const HELP: &str = "\
 payment-processor-sim: a stand-in for the Rinha de Backend 2025 payment processor.
 
-Behaves like the official processor (SPEC.md section 3): POST /payments sleeps the configured
+Behaves like the official processor: POST /payments sleeps the configured
 delay, then fails with 500 in failure mode or stores the payment (422 if already stored);
 GET /payments/service-health is rate-limited; GET /payments/{id}; the admin endpoints behind
 X-Rinha-Token. Everything is kept in memory.

@@ -1,4 +1,4 @@
-//! The payment processor simulator (issue 3): the official processor's behaviour (SPEC §3)
+//! The payment processor simulator (issue 3): the official processor's behaviour
 //! as a model without I/O, so the pipeline simulation can run processors in-process on a
 //! virtual clock, plus the HTTP service that puts the model on the project's reactor for the
 //! `payment-processor-sim` binary.

@@ -1,4 +1,4 @@
-//! The payment processors' wire format as we call it (SPEC §3): their URLs, the three
+//! The payment processors' wire format as we call it (as the official processor takes them): their URLs, the three
 //! requests we send, written from per-processor templates without `format!`, and tolerant
 //! readers for the two answers whose bodies matter (health and lookup).
 

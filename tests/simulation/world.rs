@@ -43,7 +43,7 @@ use super::schedule::{Change, Class, NetFaults, Schedule};
 
 /// Wall-clock time at virtual monotonic 0 (2025-07-10).
 pub const T0: i64 = 1_752_150_896_000;
-/// How long before an audit its window ends (SPEC §4).
+/// How long before an audit its window ends (the challenge's scoring).
 pub const AUDIT_LAG_MS: u64 = 1_500;
 /// Segment slots: room for 1 536 live payments per epoch (a seed sends at most ~1 000 in one).
 /// Every instance scans all of it for orphans every 100 ms, so it sets much of the cost of a
