@@ -1,14 +1,29 @@
 //! The dispatcher: takes the payments this instance owns to a processor, exactly once, as a
 //! state machine without I/O (docs/ARCHITECTURE.md, "A payment's life").
 //!
-//! It owns no socket and reads no clock. Inputs: a payment accepted ([`Dispatcher::handle_accepted`]),
-//! a request's outcome ([`Dispatcher::handle_completion`]), and the passing of time
-//! ([`Dispatcher::handle_timeout`]), each with `now`. Outputs: [`Action`]s pulled with
-//! [`Dispatcher::poll_action`] — send this call to that processor, or give up on a request —
-//! and the next instant it wants to be ticked ([`Dispatcher::poll_timeout`]). The reactor
-//! performs the actions; the deterministic simulation performs them against simulated
-//! processors on a virtual clock.
+//! It owns no socket and reads no clock; it has the shape of quinn-proto's `Connection`.
 //!
+//! # Call order
+//! Each loop turn, whoever performs the calls (the pipeline, or the simulation):
+//! 1. feeds inputs, each with `now`, which only moves forward:
+//!    [`Dispatcher::handle_accepted`] for a payment this instance stored as its own,
+//!    [`Dispatcher::handle_completion`] for a request's end, and
+//!    [`Dispatcher::handle_timeout`] once [`Dispatcher::poll_timeout`] has come (sooner is
+//!    harmless);
+//! 2. drains [`Dispatcher::poll_action`] until `None` — send this call to that processor, or
+//!    give up on a request — performing each; every send ends in exactly one completion,
+//!    fed back as in 1 (the pipeline loops until neither side has more);
+//! 3. sleeps no later than [`Dispatcher::poll_timeout`].
+//!
+//! # Writes to the shared table
+//! The dispatcher is the only writer of payments after they are accepted: its
+//! [`Segment::heartbeat`]s keep its claims; [`Segment::adopt`] takes the payments of dead
+//! owners (and queued ones nobody took); [`Segment::begin_attempt`] stamps `requestedAt` and
+//! the processor before each send, proving the claim; [`Segment::mark_done`] and
+//! [`Segment::mark_done_as`] record the outcome. Health is shared through
+//! [`Segment::claim_health_poll`], [`Segment::defer_health_poll`] and
+//! [`Segment::publish_health`]. Everything else it only reads.
+
 //! # Where a payment waits
 //! - `fresh`: no unresolved attempt anywhere; routed by the [`Policy`], oldest first.
 //! - `pinned[p]`: an attempt on `p` may have landed (timeout, connection lost after writing).
