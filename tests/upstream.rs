@@ -320,13 +320,7 @@ impl Loop {
 }
 
 fn answered(status: u16) -> Outcome {
-    Outcome::Answered {
-        status,
-        requested_at_ms: None,
-        amount_cents: None,
-        health: None,
-        retry_after_s: None,
-    }
+    Outcome::status(status)
 }
 
 #[test]

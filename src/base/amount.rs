@@ -16,6 +16,10 @@ const MAX_CENTS_DIGITS: i64 = 10;
 
 const _: () = assert!(MAX_CENTS < 10_000_000_000);
 
+/// Past 2^40 any exponent already puts an amount out of range (and any scale at 0 or 2), so
+/// exponents saturate there: the sums of `to_cents` then stay far from i64 overflow.
+const EXP_CAP: i64 = 1 << 40;
+
 /// An amount as a payment processor keeps it: exact cents, plus how many decimals its .NET
 /// `decimal` carries (`19.9` keeps one, `19.90` and `19.905` two, `2e1` none), since the
 /// processor prints amounts and sums with that many decimals.
@@ -149,17 +153,22 @@ impl Number<'_> {
     /// fraction digits less the exponent, between 0 and 2 (`19.9` → 1, `1.990e1` → 2,
     /// `2e1` → 0, `19.905` → 2).
     pub(crate) fn scale(&self) -> u8 {
-        const EXP_CAP: i64 = 1 << 40;
+        let written = i64::try_from(self.frac.len()).unwrap_or(EXP_CAP);
+        // Clamped to 0..=2, so the narrowing cannot lose anything.
+        (written - self.exponent()).clamp(0, 2) as u8
+    }
+
+    /// The exponent's value, saturated at ±[`EXP_CAP`].
+    fn exponent(&self) -> i64 {
         let mut exp: i64 = 0;
         for &b in self.exp {
             exp = (exp * 10 + i64::from(b - b'0')).min(EXP_CAP);
         }
         if self.exp_negative {
-            exp = -exp;
+            -exp
+        } else {
+            exp
         }
-        let written = i64::try_from(self.frac.len()).unwrap_or(EXP_CAP);
-        // Clamped to 0..=2, so the narrowing cannot lose anything.
-        (written - exp).clamp(0, 2) as u8
     }
 
     /// The exact value in cents, rounded half-to-even.
@@ -181,16 +190,7 @@ impl Number<'_> {
         if self.negative || leading_zeros == total {
             return Err(PaymentError::AmountNotPositive);
         }
-        // Past 2^40 any exponent already puts the amount out of range, so saturate there:
-        // the sums below then stay far from i64 overflow.
-        const EXP_CAP: i64 = 1 << 40;
-        let mut exp: i64 = 0;
-        for &b in self.exp {
-            exp = (exp * 10 + i64::from(b - b'0')).min(EXP_CAP);
-        }
-        if self.exp_negative {
-            exp = -exp;
-        }
+        let exp = self.exponent();
         let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX / 4);
         let point = as_i64(int.len()) - as_i64(leading_zeros) + 2 + exp;
         if point > MAX_CENTS_DIGITS {

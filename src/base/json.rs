@@ -68,6 +68,19 @@ pub(crate) fn read_object<E: From<PaymentError>>(
     Ok(())
 }
 
+/// Keeps the value `read` gives for a key seen the first time; a key seen again is
+/// [`PaymentError::DuplicateKey`], before its value is read.
+pub(crate) fn set_once<T>(
+    slot: &mut Option<T>,
+    read: impl FnOnce() -> Result<T, PaymentError>,
+) -> Result<(), PaymentError> {
+    if slot.is_some() {
+        return Err(PaymentError::DuplicateKey);
+    }
+    *slot = Some(read()?);
+    Ok(())
+}
+
 /// The value of one object member, under the cursor, as [`read_object`] hands it over. Read
 /// it at most once; the typed readers that answer `Ok(None)` (a value of another JSON type)
 /// leave it unread, so it is then skipped and checked.

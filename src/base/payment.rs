@@ -3,7 +3,7 @@
 
 use super::amount::Cents;
 use super::error::PaymentError;
-use super::json::read_object;
+use super::json::{read_object, set_once};
 use super::uuid::Uuid;
 
 /// One of the two payment processors. The discriminant is the index used in the segment.
@@ -58,23 +58,10 @@ pub struct PaymentRequest {
 pub fn parse_payment(body: &[u8]) -> Result<PaymentRequest, PaymentError> {
     let mut id = None;
     let mut cents = None;
-    read_object(body, |key, value| {
-        match key {
-            Some(b"correlationId") => {
-                if id.is_some() {
-                    return Err(PaymentError::DuplicateKey);
-                }
-                id = Some(value.correlation_id()?);
-            }
-            Some(b"amount") => {
-                if cents.is_some() {
-                    return Err(PaymentError::DuplicateKey);
-                }
-                cents = Some(value.amount()?.cents);
-            }
-            _ => {}
-        }
-        Ok(())
+    read_object(body, |key, value| match key {
+        Some(b"correlationId") => set_once(&mut id, || value.correlation_id()),
+        Some(b"amount") => set_once(&mut cents, || Ok(value.amount()?.cents)),
+        _ => Ok(()),
     })?;
     Ok(PaymentRequest {
         id: id.ok_or(PaymentError::MissingCorrelationId)?,

@@ -59,6 +59,20 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// A complete answer that carried nothing but its status (no body worth reading, no
+    /// `Retry-After`), as a performer without a wire, or a test, reports it.
+    pub fn status(status: u16) -> Outcome {
+        Outcome::Answered {
+            status,
+            requested_at_ms: None,
+            amount_cents: None,
+            health: None,
+            retry_after_s: None,
+        }
+    }
+}
+
 /// One request's end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Completion {

@@ -59,13 +59,7 @@ pub const ACCEPTED: &[u8] = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n
 /// omitted when empty; `extra` is inserted verbatim (whole header lines ending in CRLF);
 /// `close` adds `Connection: close`.
 pub fn write(out: &mut Vec<u8>, status: Status, content_type: &str, extra: &[u8], body: &[u8], close: bool) {
-    out.extend_from_slice(status.line());
-    if !content_type.is_empty() {
-        out.extend_from_slice(b"Content-Type: ");
-        out.extend_from_slice(content_type.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(extra);
+    head_start(out, status, content_type, extra);
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
@@ -73,6 +67,17 @@ pub fn write(out: &mut Vec<u8>, status: Status, content_type: &str, extra: &[u8]
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
+}
+
+/// The status line, `Content-Type` (omitted when empty) and the `extra` header lines.
+fn head_start(out: &mut Vec<u8>, status: Status, content_type: &str, extra: &[u8]) {
+    out.extend_from_slice(status.line());
+    if !content_type.is_empty() {
+        out.extend_from_slice(b"Content-Type: ");
+        out.extend_from_slice(content_type.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(extra);
 }
 
 /// Appends a JSON response with `Content-Length` framing.
@@ -90,13 +95,7 @@ pub fn json_chunked(out: &mut Vec<u8>, status: Status, body: &[u8], close: bool)
 /// when it is empty), then the terminator. `content_type` is omitted when empty; `extra` is
 /// inserted verbatim (whole header lines ending in CRLF); `close` adds `Connection: close`.
 pub fn chunked(out: &mut Vec<u8>, status: Status, content_type: &str, extra: &[u8], body: &[u8], close: bool) {
-    out.extend_from_slice(status.line());
-    if !content_type.is_empty() {
-        out.extend_from_slice(b"Content-Type: ");
-        out.extend_from_slice(content_type.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(extra);
+    head_start(out, status, content_type, extra);
     out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     if close {
         out.extend_from_slice(b"Connection: close\r\n");

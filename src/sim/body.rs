@@ -4,7 +4,7 @@
 use crate::base::amount::ScaledAmount;
 use crate::base::error::PaymentError;
 use crate::base::iso8601::{parse_iso_ms_assume_utc, Round};
-use crate::base::json::read_object;
+use crate::base::json::{read_object, set_once};
 use crate::base::uuid::Uuid;
 
 /// The body a payment processor receives on `POST /payments`, read and validated.
@@ -32,25 +32,18 @@ pub fn parse_processor_payment(body: &[u8]) -> Result<ProcessorPayment, PaymentE
     read_object(body, |key, value| {
         let Some(key) = key else { return Ok(()) };
         if key.eq_ignore_ascii_case(b"correlationId") {
-            if id.is_some() {
-                return Err(PaymentError::DuplicateKey);
-            }
-            id = Some(value.correlation_id()?);
+            set_once(&mut id, || value.correlation_id())
         } else if key.eq_ignore_ascii_case(b"amount") {
-            if amount.is_some() {
-                return Err(PaymentError::DuplicateKey);
-            }
-            amount = Some(value.amount()?);
+            set_once(&mut amount, || value.amount())
         } else if key.eq_ignore_ascii_case(b"requestedAt") {
-            if requested_at_ms.is_some() {
-                return Err(PaymentError::DuplicateKey);
-            }
-            let text = value.string()?.ok_or(PaymentError::BadRequestedAt)?;
-            let text = text.as_bytes().ok_or(PaymentError::BadRequestedAt)?;
-            requested_at_ms =
-                Some(parse_iso_ms_assume_utc(text, Round::Down).map_err(|_| PaymentError::BadRequestedAt)?);
+            set_once(&mut requested_at_ms, || {
+                let text = value.string()?.ok_or(PaymentError::BadRequestedAt)?;
+                let text = text.as_bytes().ok_or(PaymentError::BadRequestedAt)?;
+                parse_iso_ms_assume_utc(text, Round::Down).map_err(|_| PaymentError::BadRequestedAt)
+            })
+        } else {
+            Ok(())
         }
-        Ok(())
     })?;
     Ok(ProcessorPayment {
         id: id.ok_or(PaymentError::MissingCorrelationId)?,

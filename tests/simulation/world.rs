@@ -252,13 +252,7 @@ fn now_of(mono: u64) -> Now {
 }
 
 fn answered(status: u16) -> Outcome {
-    Outcome::Answered {
-        status,
-        requested_at_ms: None,
-        amount_cents: None,
-        health: None,
-        retry_after_s: None,
-    }
+    Outcome::status(status)
 }
 
 fn decimal_cents(d: Decimal) -> u64 {

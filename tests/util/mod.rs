@@ -221,10 +221,15 @@ fn spawn_backend(port: u16, segment: &Path, extra_env: &[(&str, &str)], stderr: 
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().expect("spawn payrelay");
+    spawn_and_wait(cmd, "payrelay", port)
+}
+
+/// Spawns `cmd` and waits until it answers on `port`.
+fn spawn_and_wait(mut cmd: Command, name: &str, port: u16) -> Proc {
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
     let p = Proc {
         child,
-        name: format!("payrelay:{port}"),
+        name: format!("{name}:{port}"),
     };
     wait_for_port(port, 10);
     p
@@ -241,11 +246,5 @@ pub fn start_sim(port: u16, env: &[(&str, &str)]) -> Proc {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().expect("spawn payment-processor-sim");
-    let p = Proc {
-        child,
-        name: format!("payment-processor-sim:{port}"),
-    };
-    wait_for_port(port, 10);
-    p
+    spawn_and_wait(cmd, "payment-processor-sim", port)
 }
