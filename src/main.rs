@@ -57,8 +57,15 @@ fn main() -> ExitCode {
         }
     };
     let dispatcher = Dispatcher::new(segment.attach_again(), owner, config.policy);
-    let api = Api::new(segment, Pipeline::new(dispatcher, upstream), config.server_id.clone())
-        .with_purge_token(config.purge_token.clone());
+    let mut pipeline = Pipeline::new(dispatcher, upstream);
+    if config.bench_accept_only {
+        eprintln!(
+            "payrelay {}: BENCH_ACCEPT_ONLY=1: payments are accepted, never forwarded",
+            config.server_id
+        );
+        pipeline = pipeline.accept_only();
+    }
+    let api = Api::new(segment, pipeline, config.server_id.clone()).with_purge_token(config.purge_token.clone());
     let mut reactor = match Reactor::bind(&config.listen, config.limits, config.max_connections, api) {
         Ok(r) => r,
         Err(e) => {

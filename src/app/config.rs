@@ -75,6 +75,12 @@ Pipeline and routing:
                                   default at least this slow is avoided while fallback is
                                   not, since audits would catch its stores; 0 disables
 
+Benchmarks only:
+  BENCH_ACCEPT_ONLY               1: accept and store payments (answered 202 as usual) but
+                                  never forward them: the pipeline does not run at all, so
+                                  nothing is ever recorded (default 0; scripts/bench-latency
+                                  uses it to measure what accepting costs)
+
 Signals: SIGTERM or SIGINT close the listeners (removing unix socket files), answer the
 requests already received (with Connection: close), send nothing new to the processors, wait
 up to STOP_TIMEOUT_MS for the answers to what was sent and record them, then release this
@@ -110,6 +116,8 @@ pub struct Config {
     pub purge_token: Option<String>,
     /// How long a stop waits for answers from the processors.
     pub stop_timeout_ms: u64,
+    /// `BENCH_ACCEPT_ONLY=1`: accept payments but never forward them (benchmarks only).
+    pub bench_accept_only: bool,
 }
 
 /// A variable that could not be used, with the reason.
@@ -216,6 +224,16 @@ impl Config {
             policy,
             purge_token: var("PURGE_TOKEN"),
             stop_timeout_ms: number("STOP_TIMEOUT_MS", var("STOP_TIMEOUT_MS"), 5_000, 0)?,
+            bench_accept_only: match var("BENCH_ACCEPT_ONLY").as_deref() {
+                None | Some("0") => false,
+                Some("1") => true,
+                Some(other) => {
+                    return Err(ConfigError {
+                        var: "BENCH_ACCEPT_ONLY",
+                        reason: format!("{other:?} is neither 0 nor 1"),
+                    })
+                }
+            },
         })
     }
 }
@@ -332,6 +350,12 @@ mod tests {
         assert_eq!(config(&[("END_MISS", "1.5")]).unwrap_err().var, "END_MISS");
         assert_eq!(config(&[("STOP_TIMEOUT_MS", "0")]).unwrap().stop_timeout_ms, 0);
         assert_eq!(config(&[("STOP_TIMEOUT_MS", "5s")]).unwrap_err().var, "STOP_TIMEOUT_MS");
+        assert!(!config(&[]).unwrap().bench_accept_only);
+        assert!(config(&[("BENCH_ACCEPT_ONLY", "1")]).unwrap().bench_accept_only);
+        assert_eq!(
+            config(&[("BENCH_ACCEPT_ONLY", "yes")]).unwrap_err().var,
+            "BENCH_ACCEPT_ONLY"
+        );
         let c = config(&[(
             "PAYMENT_PROCESSOR_URL_DEFAULT",
             "http://payment-processor-default:8080/",

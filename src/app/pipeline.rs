@@ -16,12 +16,28 @@ use crate::upstream::Upstream;
 pub struct Pipeline {
     dispatcher: Dispatcher,
     upstream: Upstream,
+    /// `BENCH_ACCEPT_ONLY`: payments are accepted and stored but the dispatcher is never told
+    /// nor run, so nothing is sent anywhere (measures what accepting alone costs).
+    accept_only: bool,
 }
 
 impl Pipeline {
     /// Joins a dispatcher to the pools that will perform its calls.
     pub fn new(dispatcher: Dispatcher, upstream: Upstream) -> Pipeline {
-        Pipeline { dispatcher, upstream }
+        Pipeline {
+            dispatcher,
+            upstream,
+            accept_only: false,
+        }
+    }
+
+    /// Benchmark only (`BENCH_ACCEPT_ONLY`): accepted payments stay queued in the segment and
+    /// the dispatcher never runs (no sends, no health polls, no heartbeat, no adoption), so
+    /// the instance's cost is that of accepting alone. Payments accepted so are never
+    /// recorded.
+    pub fn accept_only(mut self) -> Pipeline {
+        self.accept_only = true;
+        self
     }
 
     /// The dispatcher (for `/stats`).
@@ -32,6 +48,9 @@ impl Pipeline {
     /// A payment this instance accepted and owns. Its first request goes out at the end of
     /// this loop turn ([`Pipeline::turn`]), batched with the others.
     pub fn accepted(&mut self, now: Now, payment: PaymentRef, id: Uuid, cents: Cents) {
+        if self.accept_only {
+            return;
+        }
         self.dispatcher.handle_accepted(now, payment, id, cents);
     }
 
@@ -44,6 +63,9 @@ impl Pipeline {
     /// Once per loop turn: lets the dispatcher's and the pools' time pass, and performs
     /// every action until nothing more happens this turn.
     pub fn turn(&mut self, registry: &Registry, now: Now) {
+        if self.accept_only {
+            return;
+        }
         if now.mono_ms >= self.dispatcher.poll_timeout() {
             self.dispatcher.handle_timeout(now);
         }
@@ -65,6 +87,9 @@ impl Pipeline {
 
     /// The earliest monotonic instant at which [`Pipeline::turn`] has work.
     pub fn next_deadline(&self) -> u64 {
+        if self.accept_only {
+            return u64::MAX;
+        }
         let d = self.dispatcher.poll_timeout();
         self.upstream.poll_timeout().map_or(d, |u| u.min(d))
     }
