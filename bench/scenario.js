@@ -116,7 +116,7 @@ export const options = {
       gracefulRampDown: '0s',
       exec: 'payment',
     },
-    processors: { executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'schedule', maxDuration: `${DURATION_S + 5}s` },
+    processors: { executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'schedule', maxDuration: `${DURATION_S + 5}s`, gracefulStop: '0s' },
     audits: { executor: 'constant-arrival-rate', rate: 1, timeUnit: '10s', duration: `${DURATION_S}s`, preAllocatedVUs: 1, startTime: '10s', exec: 'audit' },
     final: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: `${DURATION_S + 2}s`, exec: 'finish' },
   },
