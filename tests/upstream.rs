@@ -319,17 +319,13 @@ impl Loop {
     }
 }
 
-fn answered(status: u16) -> Outcome {
-    Outcome::status(status)
-}
-
 #[test]
 fn keep_alive_reuses_one_connection_for_sequential_requests() {
     let server = FakeProcessor::start(kestrel);
     let mut l = Loop::new(&server.url(), 4, 1000);
     for n in 0..30 {
         l.submit(n, payment(n));
-        assert_eq!(l.wait_for(n), answered(200));
+        assert_eq!(l.wait_for(n), Outcome::status(200));
     }
     assert_eq!(server.accepted(), 1);
     let stats = l.stats();
@@ -373,7 +369,7 @@ fn chunked_and_content_length_answers_are_read() {
     });
     let mut l = Loop::new(&server.url(), 1, 1000);
     l.submit(1, payment(1));
-    assert_eq!(l.wait_for(1), answered(500));
+    assert_eq!(l.wait_for(1), Outcome::status(500));
     l.submit(2, payment(2));
     assert_eq!(
         l.wait_for(2),
@@ -386,7 +382,7 @@ fn chunked_and_content_length_answers_are_read() {
         }
     );
     l.submit(3, payment(3));
-    assert_eq!(l.wait_for(3), answered(422));
+    assert_eq!(l.wait_for(3), Outcome::status(422));
     l.submit(4, Call::Health);
     assert_eq!(
         l.wait_for(4),
@@ -428,7 +424,7 @@ fn answers_written_one_byte_at_a_time() {
     });
     let mut l = Loop::new(&server.url(), 1, 1000);
     l.submit(1, payment(1));
-    assert_eq!(l.wait_for(1), answered(200));
+    assert_eq!(l.wait_for(1), Outcome::status(200));
     l.submit(2, Call::Lookup { id: id(2) });
     assert!(matches!(
         l.wait_for(2),
@@ -461,13 +457,13 @@ fn server_closing_after_each_answer() {
     let mut l = Loop::new(&server.url(), 2, 1000);
     for n in 0..6 {
         l.submit(n, payment(n));
-        assert_eq!(l.wait_for(n), answered(200));
+        assert_eq!(l.wait_for(n), Outcome::status(200));
         // Let the FIN arrive at the idle connection before the next request.
         l.run_for(20);
         assert_eq!(l.stats().open, 0, "after request {n}");
     }
     l.submit(100, payment(100));
-    assert_eq!(l.wait_for(100), answered(200));
+    assert_eq!(l.wait_for(100), Outcome::status(200));
     assert_eq!(server.accepted(), 7);
 }
 
@@ -503,7 +499,7 @@ fn close_delimited_answer_ends_at_eof() {
     });
     let mut l = Loop::new(&server.url(), 1, 1000);
     l.submit(1, payment(1));
-    assert_eq!(l.wait_for(1), answered(200));
+    assert_eq!(l.wait_for(1), Outcome::status(200));
     assert_eq!(l.stats().open, 0);
 }
 
@@ -563,7 +559,7 @@ fn pool_limit_is_respected_and_queue_served_in_order() {
     assert_eq!(stats.connecting + stats.open, 2);
     assert_eq!(stats.queued, 6);
     for n in 0..8 {
-        assert_eq!(l.wait_for(n), answered(200));
+        assert_eq!(l.wait_for(n), Outcome::status(200));
         assert!(l.stats().connecting + l.stats().open <= 2);
     }
     assert_eq!(server.accepted(), 2);
@@ -647,7 +643,7 @@ fn cancel_while_connecting_keeps_the_connection_for_the_next_request() {
     assert_eq!(l.stats().connecting, 1);
     assert_eq!(l.cancel(1).map(|c| c.outcome), Some(Outcome::Failed { written: false }));
     l.submit(2, payment(2));
-    assert_eq!(l.wait_for(2), answered(200));
+    assert_eq!(l.wait_for(2), Outcome::status(200));
     assert_eq!(server.accepted(), 1);
     assert_eq!(server.seen().len(), 1);
 }
@@ -658,7 +654,7 @@ fn localhost_is_resolved_off_the_loop() {
     let mut l = Loop::new(&format!("http://localhost:{}", server.port), 1, 1000);
     assert!(l.stats().resolving);
     l.submit(1, payment(1));
-    assert_eq!(l.wait_for(1), answered(200));
+    assert_eq!(l.wait_for(1), Outcome::status(200));
     let stats = l.stats();
     assert!(!stats.resolving);
     assert_eq!(

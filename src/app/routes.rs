@@ -177,7 +177,7 @@ impl Service for Api {
         }
     }
 
-    fn io_event(&mut self, cx: &mut Cx<'_>, token: Token, _readable: bool, _writable: bool) {
+    fn io_event(&mut self, cx: &mut Cx<'_>, token: Token) {
         self.pipeline.io_event(cx.registry(), cx.now, token);
     }
 

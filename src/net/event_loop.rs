@@ -267,8 +267,7 @@ impl<S: Service> Reactor<S> {
                         self.conn_event(t - CONN_BASE, now, readable(event), event.is_writable())
                     }
                     token => {
-                        let (readable, writable) = (readable(event), event.is_writable());
-                        self.with_service(now, |service, cx| service.io_event(cx, token, readable, writable));
+                        self.with_service(now, |service, cx| service.io_event(cx, token));
                     }
                 }
             }

@@ -109,8 +109,10 @@ pub trait Service {
     /// A timer armed with [`Cx::arm`] is due.
     fn timer(&mut self, _cx: &mut Cx<'_>, _key: u64) {}
 
-    /// Readiness for a socket the service registered (token ≥ [`SERVICE_TOKEN_BASE`]).
-    fn io_event(&mut self, _cx: &mut Cx<'_>, _token: Token, _readable: bool, _writable: bool) {}
+    /// Readiness for a socket the service registered (token ≥ [`SERVICE_TOKEN_BASE`]). No
+    /// flags: spurious events happen and an error may come flagged as neither, so the
+    /// service finds out for itself (a read or write stops at `WouldBlock`).
+    fn io_event(&mut self, _cx: &mut Cx<'_>, _token: Token) {}
 
     /// Once per loop turn, after events and timers, before sleeping.
     fn before_sleep(&mut self, _cx: &mut Cx<'_>) {}

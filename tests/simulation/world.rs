@@ -251,10 +251,6 @@ fn now_of(mono: u64) -> Now {
     }
 }
 
-fn answered(status: u16) -> Outcome {
-    Outcome::status(status)
-}
-
 fn decimal_cents(d: Decimal) -> u64 {
     assert!(d.scale <= 2, "amount with scale {}", d.scale);
     (d.units * 10u128.pow(u32::from(2 - d.scale))) as u64
@@ -937,7 +933,7 @@ impl<'a> World<'a> {
                         health: None,
                         retry_after_s: None,
                     },
-                    None => answered(404),
+                    None => Outcome::status(404),
                 };
                 self.reply(wire, outcome);
             }
@@ -1002,7 +998,7 @@ impl<'a> World<'a> {
             PaymentOutcome::Refused(_) => 400,
             PaymentOutcome::Overloaded => 429,
         };
-        self.reply(wire, answered(status));
+        self.reply(wire, Outcome::status(status));
     }
 
     fn health_answer(&mut self, p: Processor, wire: u64, answer: HealthAnswer) {
