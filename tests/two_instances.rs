@@ -1,7 +1,7 @@
 //! Two real `payrelay` processes over one segment file behave as one service: concurrent
 //! posts (the same correlationIds to both) are stored once, both answer the same summary
 //! over records written through the segment, a purge on one empties both. Also the binary's
-//! own edges: bad input, a foreign segment file, SIGTERM, `--help`.
+//! own edges: bad input, a foreign segment file, SIGTERM, `--help`, `BENCH_ACCEPT_ONLY`.
 
 mod util;
 
@@ -376,4 +376,36 @@ fn duplicate_set_has_no_effect_on_distinct_ids() {
     let ids: HashSet<String> = (0..1000).map(uuid).collect();
     assert_eq!(ids.len(), 1000);
     assert!(ids.iter().all(|u| parse_uuid(u.as_bytes()).is_some()));
+}
+
+/// `BENCH_ACCEPT_ONLY=1` (benchmarks only) accepts and stores payments but forwards none: a
+/// working processor receives nothing and the payment stays pending, while the same setup
+/// without the switch forwards it at once.
+#[test]
+fn bench_accept_only_stores_and_never_forwards() {
+    let sim_port = free_port();
+    let _sim = start_sim(sim_port, &[]);
+    let url = format!("http://127.0.0.1:{sim_port}");
+    let processor = [("PAYMENT_PROCESSOR_URL_DEFAULT", url.as_str())];
+    let run = |accept_only: bool, n: u64| -> (String, String) {
+        let segment = temp_path("accept-only.seg");
+        let port = free_port();
+        let mut env = processor.to_vec();
+        if accept_only {
+            env.push(("BENCH_ACCEPT_ONLY", "1"));
+        }
+        let _backend = start_backend(port, &segment, &env);
+        assert_eq!(request(port, &payment(n, 1990)).status, 202);
+        std::thread::sleep(Duration::from_millis(500));
+        let stats = request(port, &get("/stats")).body_str().to_string();
+        let books = summary(port, "");
+        let _ = std::fs::remove_file(&segment);
+        (stats, books)
+    };
+    let (stats, books) = run(true, 1);
+    assert!(stats.contains(r#""pending":1"#), "{stats}");
+    assert!(books.contains(r#""default":{"totalRequests":0"#), "{books}");
+    let (stats, books) = run(false, 2);
+    assert!(stats.contains(r#""pending":0"#), "{stats}");
+    assert!(books.contains(r#""default":{"totalRequests":1"#), "{books}");
 }
